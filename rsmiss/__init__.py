@@ -1,0 +1,31 @@
+"""rsmiss: multimodal remote-sensing classification that keeps working when modalities go missing."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public names resolved lazily, so `import rsmiss` (and the CLI) stays free of torch, zarr, ...
+# Each stage adds its entries here: name -> module that defines it.
+_LAZY: dict[str, str] = {
+    "build_model": "rsmiss.models",
+    "open_cube": "rsmiss.cube",
+    "load_scenario": "rsmiss.scenarios",
+    "train": "rsmiss.training",
+    "load_run": "rsmiss.training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rsmiss' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

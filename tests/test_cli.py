@@ -1,0 +1,66 @@
+"""The command line's shell: version, help, and the one-line error contract."""
+
+from __future__ import annotations
+
+import click
+from click.testing import CliRunner
+
+import rsmiss
+from rsmiss.cli import RsmissGroup, main
+from rsmiss.errors import RsmissError
+
+
+def test_version():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert rsmiss.__version__ in result.output
+
+
+def test_help_lists_only_real_commands():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "Usage" in result.output
+    for name in main.commands:
+        assert main.commands[name].callback is not None
+
+
+def _group_raising(exc: Exception) -> click.Group:
+    @click.group(cls=RsmissGroup)
+    @click.option("--debug", is_flag=True)
+    def grp(debug):
+        pass
+
+    @grp.command()
+    @click.option("--rate", type=float, required=True)
+    def boom(rate):
+        raise exc
+
+    return grp
+
+
+def test_user_error_is_one_line_exit_2():
+    grp = _group_raising(RsmissError("is not a cube", source="cubes/x.zarr"))
+    result = CliRunner().invoke(grp, ["boom", "--rate", "1"])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: cubes/x.zarr: is not a cube"]
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_traceback():
+    grp = _group_raising(RsmissError("broken"))
+    result = CliRunner().invoke(grp, ["--debug", "boom", "--rate", "1"])
+    assert result.exit_code == 2
+    assert "Traceback" in result.stderr
+
+
+def test_bad_flag_value_is_one_line_exit_2():
+    grp = _group_raising(RsmissError("unused"))
+    result = CliRunner().invoke(grp, ["boom", "--rate", "abc"])
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--rate" in lines[0]
+
+
+def test_error_message_is_folded_to_one_line():
+    assert "\n" not in str(RsmissError("a\nb   c"))
