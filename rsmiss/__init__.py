@@ -1,4 +1,4 @@
-"""rsmiss: multimodal remote-sensing classification that keeps working when modalities go missing."""
+"""rsmiss: multimodal remote-sensing classification that keeps working with missing modalities."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Adapter math (LoRA experts, MaMOL, MoE baselines, prompts); placement lives in injection.py."""

@@ -1,0 +1,328 @@
+"""Frozen CLIP vision tower (open_clip's `VisionTransformer`) and the one weight-loading path.
+
+The tower IS open_clip's module — built from open_clip's own model configs, so its state-dict
+keys are open_clip's `visual.*` keys and weights load with strict matching. rsmiss adds only
+what the adapters need: a pass context threaded through the blocks (`run_block`), token
+embedding for P x P pixel patches (`embed`, with interpolated position embeddings) and the
+pooled feature (`pool`). open_clip's blocks use `nn.MultiheadAttention`, which runs
+`scaled_dot_product_attention` (flash / memory-efficient kernels on GPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from open_clip import get_model_config
+from open_clip.transformer import LayerNorm, QuickGELU, VisionTransformer
+from torch import nn
+
+from rsmiss.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    """Architecture of a CLIP ViT vision tower (open_clip's `vision_cfg` fields)."""
+
+    width: int
+    layers: int
+    heads: int
+    mlp_width: int
+    patch_size: int
+    image_size: int
+    output_dim: int
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.patch_size
+
+
+def _open_clip_config(name: str) -> VisionConfig:
+    """A vision config read from open_clip's packaged model config (configs are data)."""
+    cfg = get_model_config(name)
+    vision = cfg["vision_cfg"]
+    width = vision["width"]
+    head_width = vision.get("head_width", 64)
+    return VisionConfig(
+        width=width,
+        layers=vision["layers"],
+        heads=width // head_width,
+        mlp_width=int(width * vision.get("mlp_ratio", 4.0)),
+        patch_size=vision["patch_size"],
+        image_size=vision["image_size"],
+        output_dim=cfg["embed_dim"],
+    )
+
+
+# Our backbone names -> open_clip model configs; `tiny` keeps the same code path for CPU tests.
+OPEN_CLIP_NAMES = {"vit-b-16": "ViT-B-16", "vit-b-32": "ViT-B-32", "vit-l-14": "ViT-L-14"}
+TINY = VisionConfig(64, 4, 4, 256, 16, 224, 64)
+
+
+BACKBONES: dict[str, VisionConfig] = {
+    "tiny": TINY,
+    **{name: _open_clip_config(oc_name) for name, oc_name in OPEN_CLIP_NAMES.items()},
+}
+ACTIVATIONS = ("quickgelu", "gelu")
+RANDOM_INIT_SEED = 0  # the random-init tower must be identical in every process (checkpoints)
+
+
+def run_block(block: nn.Module, x: torch.Tensor, ctx: Any = None) -> torch.Tensor:
+    """One open_clip `ResidualAttentionBlock`, with its FFN adapter when one is injected.
+
+    `ffn_adapter`, when set by an injection, owns the FFN output: it receives `z = ln_2(x)`,
+    the frozen `mlp` and the pass context, and returns `mlp(z) + delta(z)`.
+    """
+    x = x + block.ls_1(block.attention(block.ln_1(x)))
+    z = block.ln_2(x)
+    adapter = block.ffn_adapter
+    if adapter is None or ctx is None:  # no pass context: the frozen block
+        return x + block.ls_2(block.mlp(z))
+    return x + block.ls_2(adapter(z, block.mlp, ctx))
+
+
+class VisionTower(VisionTransformer):
+    """open_clip's CLIP ViT visual tower; keys are open_clip's `visual.*` state dict."""
+
+    def __init__(self, cfg: VisionConfig, activation: str = "quickgelu", init: bool = True) -> None:
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"option activation={activation!r} is not one of {ACTIVATIONS}")
+        super().__init__(
+            image_size=cfg.image_size,
+            patch_size=cfg.patch_size,
+            width=cfg.width,
+            layers=cfg.layers,
+            heads=cfg.heads,
+            mlp_ratio=cfg.mlp_width / cfg.width,
+            output_dim=cfg.output_dim,
+            act_layer=QuickGELU if activation == "quickgelu" else nn.GELU,
+            norm_layer=LayerNorm,
+        )
+        self.cfg = cfg
+        self.activation = activation
+        for block in self.transformer.resblocks:
+            block.ffn_adapter = None  # set by rsmiss.models.injection
+        if init:  # skipped when weights are loaded right after
+            self.random_init()
+
+    @torch.no_grad()
+    def random_init(self) -> None:
+        """Deterministic random weights (seeded), so a random-init run can be reloaded."""
+        g = torch.Generator().manual_seed(RANDOM_INIT_SEED)
+        scale = self.cfg.width**-0.5
+        for name, p in self.named_parameters():
+            if "ln_" in name:
+                p.fill_(1.0 if name.endswith("weight") else 0.0)
+            elif name.endswith("bias"):
+                p.zero_()
+            else:
+                fan_in = p.shape[-1] if p.dim() == 2 else p[0].numel()
+                std = scale if name in ("class_embedding", "positional_embedding") else None
+                std = std or (scale if name == "proj" else fan_in**-0.5)
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+
+    def positions(self, grid: int) -> torch.Tensor:
+        """Position embeddings for a `grid x grid` token grid (bicubic when it differs)."""
+        pos = self.positional_embedding
+        if grid == self.cfg.grid:
+            return pos
+        return _interpolated_positions(pos, self.cfg.grid, grid)
+
+    def embed(self, tokens: torch.Tensor, grid: int) -> torch.Tensor:
+        """(B, grid², width) patch tokens -> class token + positions + ln_pre."""
+        cls = self.class_embedding.to(tokens.dtype).expand(tokens.shape[0], 1, -1)
+        x = torch.cat([cls, tokens], dim=1) + self.positions(grid).to(tokens.dtype)
+        return self.ln_pre(x)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """Class token -> ln_post -> proj (the CLIP image feature)."""
+        return self.ln_post(x[:, 0]) @ self.proj
+
+    def forward_blocks(self, x: torch.Tensor, ctx: Any = None, prompter: Any = None):
+        for i, block in enumerate(self.transformer.resblocks):
+            prompts = prompter(i, x, ctx) if prompter is not None else None
+            if prompts is None:
+                x = run_block(block, x, ctx)
+            else:  # deep prompts: [cls, prompts, tokens] for this block, dropped after it
+                n = prompts.shape[1]
+                y = run_block(block, torch.cat([x[:, :1], prompts.to(x.dtype), x[:, 1:]], 1), ctx)
+                x = torch.cat([y[:, :1], y[:, 1 + n :]], dim=1)
+        return x
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """The CLIP image feature through our block path (checked against open_clip's)."""
+        tokens = self.conv1(images).flatten(2).transpose(1, 2)
+        return self.pool(self.forward_blocks(self.embed(tokens, self.cfg.grid)))
+
+
+def _interpolated_positions(pos: torch.Tensor, g0: int, grid: int) -> torch.Tensor:
+    spatial = pos[1:].reshape(1, g0, g0, -1).permute(0, 3, 1, 2)
+    spatial = F.interpolate(spatial, size=(grid, grid), mode="bicubic", align_corners=False)
+    return torch.cat([pos[:1], spatial.permute(0, 2, 3, 1).reshape(grid * grid, -1)])
+
+
+def backbone_config(name: str) -> VisionConfig:
+    key = name.lower().replace("_", "-")
+    if key not in BACKBONES:
+        raise ConfigError(f"backbone {name!r} is not known; choose one of {sorted(BACKBONES)}")
+    return BACKBONES[key]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
+    """Tensors of one weights file, plus the activation the format implies (None: unknown)."""
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu"), None
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            torchscript = any("/code/" in n or n.startswith("code/") for n in zf.namelist())
+        if torchscript:  # OpenAI's ViT-B-16.pt: a TorchScript archive; OpenAI CLIP = QuickGELU
+            with warnings.catch_warnings():  # jit.load is deprecated, OpenAI's file is not
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(path), map_location="cpu")
+            return {k: v.float() for k, v in module.state_dict().items()}, "quickgelu"
+    obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model", "module"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict):
+        raise DataError(
+            "is not a state dict; pass a .pt/.bin/.safetensors state dict", source=str(path)
+        )
+    return obj, None
+
+
+def _resolve_weights_file(path: Path) -> tuple[Path, str | None, dict[str, Any] | None]:
+    """Weights file, activation from an open_clip config, and that config's vision_cfg."""
+    if not path.is_dir():
+        return path, None, None
+    cfg_file = path / "open_clip_config.json"
+    candidates = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin", "model.safetensors"]
+    found = [path / c for c in candidates if (path / c).is_file()]
+    if not cfg_file.is_file() or not found:
+        raise DataError(
+            "is not an open_clip local-dir folder; it needs open_clip_config.json and "
+            "open_clip_model.safetensors (or open_clip_pytorch_model.bin)",
+            source=str(path),
+        )
+    model_cfg = json.loads(cfg_file.read_text()).get("model_cfg", {})
+    activation = "quickgelu" if model_cfg.get("quick_gelu") else "gelu"
+    return found[0], activation, model_cfg.get("vision_cfg")
+
+
+def read_backbone_weights(spec: str | Path) -> tuple[dict[str, torch.Tensor], str | None, str]:
+    """Visual-tower state dict, implied activation and sha256 of one weights source.
+
+    Accepts a state dict (.pt/.pth/.bin, full CLIP or bare visual), safetensors, an open_clip
+    `local-dir:` folder, or OpenAI's TorchScript `.pt`. Nothing is ever downloaded.
+    """
+    text = str(spec)
+    path = Path(text.removeprefix("local-dir:")).expanduser()
+    if not path.exists():
+        raise DataError(
+            "does not exist; pass --backbone-weights PATH (state dict, .safetensors, open_clip "
+            "local-dir folder or OpenAI ViT-B-16.pt) or random_init=True",
+            source=text,
+        )
+    weights_file, activation, _ = _resolve_weights_file(path)
+    try:
+        tensors, implied = _read_tensors(weights_file)
+    except DataError:
+        raise
+    except Exception as exc:  # corrupt / unknown format: one line naming the file
+        raise DataError(
+            f"cannot be read as backbone weights ({type(exc).__name__}: {exc})"[:300],
+            source=str(weights_file),
+        ) from exc
+    tensors = {k.removeprefix("module."): v for k, v in tensors.items()}
+    if any(k.startswith("visual.") for k in tensors):
+        tensors = {k[7:]: v for k, v in tensors.items() if k.startswith("visual.")}
+    return tensors, activation or implied, sha256_file(weights_file)
+
+
+def load_visual_state(tower: VisionTower, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Strict load; a different architecture is a DataError naming the first bad keys."""
+    own = {k: v for k, v in tower.state_dict().items() if ".ffn_adapter." not in k}
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
+    shapes = [
+        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in tensors and tensors[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected[:3]}")
+        if shapes:
+            parts.append(f"shape mismatch {shapes[:3]}")
+        raise DataError(
+            f"does not match the {tower.cfg} backbone: {'; '.join(parts)}; pass weights of "
+            "the same architecture or choose the matching --backbone",
+            source=source,
+        )
+    result = tower.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)
+    assert not result.unexpected_keys  # checked above; only adapter keys may be absent
+
+
+def load_backbone_weights(tower: VisionTower, spec: str | Path) -> tuple[str | None, str]:
+    """Load a weights source into `tower`; returns (implied activation, sha256)."""
+    tensors, activation, digest = read_backbone_weights(spec)
+    load_visual_state(tower, tensors, str(spec))
+    return activation, digest
+
+
+def build_backbone(
+    name: str,
+    weights: str | Path | None = None,
+    random_init: bool = False,
+    activation: str | None = None,
+) -> tuple[VisionTower, dict[str, Any]]:
+    """Frozen tower + its provenance record (the QuickGELU decision is made here).
+
+    Activation: explicit option, else what the weights format says (OpenAI TorchScript and
+    open_clip configs say it), else QuickGELU (OpenAI CLIP, the paper's weights).
+    """
+    cfg = backbone_config(name)
+    if weights is None and not random_init:
+        raise ConfigError(
+            "no backbone weights: pass --backbone-weights PATH (or $RSMISS_BACKBONE_WEIGHTS) "
+            "or random_init=True for a randomly initialised backbone"
+        )
+    tensors, implied, digest = (None, None, "random-init")
+    if weights is not None:
+        tensors, implied, digest = read_backbone_weights(weights)
+    resolved = activation or implied or "quickgelu"
+    tower = VisionTower(cfg, resolved, init=tensors is None)
+    if tensors is not None:
+        load_visual_state(tower, tensors, str(weights))
+    for p in tower.parameters():
+        p.requires_grad_(False)
+    tower.eval()
+    record = {
+        "backbone": name,
+        "backbone_config": asdict(cfg),
+        "backbone_weights": None if weights is None else str(weights),
+        "backbone_hash": digest,
+        "random_init": weights is None,
+        "activation": resolved,
+    }
+    return tower, record

@@ -1,0 +1,144 @@
+"""The shared multimodal classifier every method builds on.
+
+Each present modality is tokenised by its own projection and encoded by the same frozen
+tower; all present (sample, modality) rows go through the tower as ONE batch, so a missing
+modality costs nothing (its encoder pass is skipped, not computed and thrown away) and the
+matmuls stay large. Missing features are zeros (paper §4.1); features are concatenated in
+the order of `modalities` and classified by one linear layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from rsmiss.errors import DataError
+from rsmiss.models.backbone import VisionTower
+from rsmiss.models.context import PassContext, pattern_index
+from rsmiss.models.tokenizer import ModalityTokenizer
+
+
+class ModelOutput(NamedTuple):
+    logits: torch.Tensor  # (B, n_classes)
+    aux_loss: torch.Tensor  # scalar; 0 when the method has no auxiliary loss
+
+
+class MultimodalClassifier(nn.Module):
+    def __init__(
+        self,
+        tower: VisionTower,
+        modalities: dict[str, int],
+        n_classes: int,
+        patch_size: int,
+    ) -> None:
+        super().__init__()
+        self.backbone = tower
+        self.modalities = tuple(modalities)
+        self.patch_size = patch_size
+        self.n_patterns = 2 ** len(self.modalities) - 1
+        width, dim = tower.cfg.width, tower.cfg.output_dim
+        self.tokenizers = nn.ModuleDict(
+            {name: ModalityTokenizer(c, width) for name, c in modalities.items()}
+        )
+        self.head = nn.Linear(len(self.modalities) * dim, n_classes)
+        self.prompter: nn.Module | None = None  # set by prompt methods (mmp, dcp)
+        self.config: dict[str, Any] = {}
+
+    # -- the contract -------------------------------------------------------------------
+    def forward(self, inputs: dict[str, torch.Tensor], available: torch.Tensor) -> ModelOutput:
+        available = self._check(inputs, available)
+        b, m = available.shape
+        pattern = pattern_index(available)
+        # The one host sync of the step: sizes of the per-modality sub-batches (+ a count of
+        # samples with nothing available, which would be a data bug).
+        stats = torch.cat([available.sum(0), (~available.any(1)).sum().view(1)]).tolist()
+        if stats[-1]:
+            raise DataError(f"{stats[-1]} samples have no modality available; drop them")
+        tokens, rows, mods = [], [], []
+        for j, name in enumerate(self.modalities):
+            n = int(stats[j])
+            if n == 0:
+                continue
+            # present rows first (stable), without nonzero(): no extra sync
+            idx = torch.argsort((~available[:, j]).to(torch.int8), stable=True)[:n]
+            tokens.append(self.tokenizers[name](inputs[name].index_select(0, idx)))
+            rows.append(idx)
+            mods.append(torch.full((n,), j, dtype=torch.long, device=idx.device))
+        row, mod = torch.cat(rows), torch.cat(mods)
+        ctx = PassContext(pattern[row], available[row], mod, self.n_patterns)
+        x = self.backbone.embed(torch.cat(tokens), self.patch_size)
+        x = self.backbone.forward_blocks(x, ctx, self.prompter)
+        feats = self.backbone.pool(x)
+        flat = feats.new_zeros(b * m, feats.shape[-1]).index_copy(0, row * m + mod, feats)
+        logits = self.head(flat.view(b, -1))
+        aux = (
+            torch.stack([a.float() for a in ctx.aux]).sum()
+            if ctx.aux
+            else logits.new_zeros((), dtype=torch.float32)
+        )
+        return ModelOutput(logits, aux)
+
+    def _check(self, inputs: dict[str, torch.Tensor], available: torch.Tensor) -> torch.Tensor:
+        if available.dim() != 2 or available.shape[1] != len(self.modalities):
+            raise DataError(
+                f"available has shape {tuple(available.shape)}; expected (batch, "
+                f"{len(self.modalities)}) with columns {list(self.modalities)}"
+            )
+        for name in self.modalities:
+            x = inputs.get(name)
+            if x is not None and tuple(x.shape[-2:]) != (self.patch_size, self.patch_size):
+                raise DataError(
+                    f"input {name!r} has patch shape {tuple(x.shape[-2:])}; the model was "
+                    f"built with patch_size={self.patch_size}"
+                )
+        missing = [n for n in self.modalities if n not in inputs]
+        if missing:
+            raise DataError(f"inputs lack modalities {missing}; pass a (dummy) tensor for each")
+        return available.to(torch.bool)
+
+    def features(self, inputs: dict[str, torch.Tensor], available: torch.Tensor) -> torch.Tensor:
+        """(B, M * dim) concatenated features (zeros for missing), i.e. the head's input."""
+        captured: list[torch.Tensor] = []
+        handle = self.head.register_forward_pre_hook(lambda _m, a: captured.append(a[0]))
+        try:
+            self.forward(inputs, available)
+        finally:
+            handle.remove()
+        return captured[0]
+
+    # -- training helpers ---------------------------------------------------------------
+    def train(self, mode: bool = True) -> MultimodalClassifier:
+        """The frozen tower stays in eval mode; its adapters follow `mode`."""
+        super().train(mode)
+        self.backbone.eval()
+        for block in self.backbone.transformer.resblocks:
+            if block.ffn_adapter is not None:
+                block.ffn_adapter.train(mode)
+        return self
+
+    def parameter_counts(self) -> dict[str, int]:
+        params = list(self.parameters())
+        return {
+            "trainable": sum(p.numel() for p in params if p.requires_grad),
+            "total": sum(p.numel() for p in params),
+        }
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only the trainable tensors: checkpoints never hold the frozen backbone."""
+        names = {n for n, p in self.named_parameters() if p.requires_grad}
+        return {k: v.detach().clone() for k, v in self.state_dict().items() if k in names}
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        names = {n for n, p in self.named_parameters() if p.requires_grad}
+        missing, unexpected = sorted(names - set(state)), sorted(set(state) - names)
+        if missing or unexpected:
+            raise DataError(
+                f"checkpoint does not match the model ({self.config.get('method')}): missing "
+                f"{missing[:3]}, unexpected {unexpected[:3]}; was it saved with other options?"
+            )
+        try:
+            self.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatch: other rank / experts / classes
+            raise DataError(f"checkpoint does not fit the model: {str(exc)[:200]}") from exc

@@ -1,0 +1,47 @@
+"""`mamol`: Missing-aware Mixture of LoRA experts in the FFN of the chosen blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rsmiss.errors import ConfigError
+from rsmiss.models.adapters.mamol import MaMOLAdapter, MaMOLConfig
+from rsmiss.models.injection import inject_ffn_adapters, select_blocks
+from rsmiss.models.methods import (
+    COMMON_OPTIONS,
+    EXPERT_OPTIONS,
+    MethodSpec,
+    Option,
+    default_layers,
+    register,
+)
+
+
+def attach(model: Any, options: dict[str, Any]) -> None:
+    tower = model.backbone
+    if options["layers"] is None:
+        options["layers"] = default_layers(tower.cfg.layers)
+    if not 1 <= options["top_k"] <= options["experts"]:
+        raise ConfigError(f"option top_k={options['top_k']} must be between 1 and experts")
+    cfg = MaMOLConfig(**{k: options[k] for k in MaMOLConfig.__dataclass_fields__ if k in options})
+    blocks = select_blocks(tower.cfg.layers, options["placement"], options["layers"])
+    n_mod = len(model.modalities)
+    inject_ffn_adapters(
+        tower, blocks, lambda _i: MaMOLAdapter(tower.cfg.width, n_mod, model.n_patterns, cfg)
+    )
+
+
+OPTIONS = {
+    **COMMON_OPTIONS,
+    **EXPERT_OPTIONS,
+    "top_k": Option(int, 1, None, "dynamic experts per token"),
+    "no_dynamic": Option(bool, False, None, "ablation: drop the dynamic pattern experts"),
+    "no_static": Option(bool, False, None, "ablation: drop all static experts"),
+    "no_modality_specific": Option(bool, False, None, "ablation: keep only the shared expert"),
+    "static_mode": Option(
+        str, "sample", ("sample", "pass"), "modality experts on by sample availability or pass"
+    ),
+    "router_hidden": Option(int, 64, None, "hidden width of the router MLP f_t"),
+    "pattern_dim": Option(int, 32, None, "size of the missing-pattern embedding"),
+}
+register(MethodSpec("mamol", attach, OPTIONS, "MaMOL: dynamic + static LoRA experts"))

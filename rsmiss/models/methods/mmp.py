@@ -1,0 +1,42 @@
+"""`mmp`: missing-aware prompts (Lee et al., CVPR 2023), length 16 in blocks 0-5."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rsmiss.errors import ConfigError
+from rsmiss.models.adapters.prompts import MissingAwarePrompts
+from rsmiss.models.methods import (
+    COMMON_OPTIONS,
+    PROMPT_OPTIONS,
+    MethodSpec,
+    Option,
+    default_layers,
+    register,
+)
+
+
+def prompt_depth(model: Any, options: dict[str, Any]) -> int:
+    depth = model.backbone.cfg.layers
+    if options["prompt_depth"] is None:
+        options["prompt_depth"] = min(6, default_layers(depth))  # 0-5 on ViT-B/16
+    if not 1 <= options["prompt_depth"] <= depth:
+        raise ConfigError(f"option prompt_depth must be between 1 and the depth {depth}")
+    if options["prompt_length"] < 1:
+        raise ConfigError("option prompt_length must be at least 1")
+    return options["prompt_depth"]
+
+
+def attach(model: Any, options: dict[str, Any]) -> None:
+    depth = prompt_depth(model, options)
+    model.prompter = MissingAwarePrompts(
+        model.n_patterns, depth, options["prompt_length"], model.backbone.cfg.width
+    )
+
+
+OPTIONS = {
+    **COMMON_OPTIONS,
+    **PROMPT_OPTIONS,
+    "prompt_length": Option(int, 16, None, "prompt tokens per block"),
+}
+register(MethodSpec("mmp", attach, OPTIONS, "missing-aware prompts per pattern"))

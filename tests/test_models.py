@@ -1,0 +1,256 @@
+"""Model contract: trainable parts, MaMOL routing semantics, skipped encoders, every method."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+import torch
+
+import rsmiss
+from rsmiss.errors import ConfigError, DataError
+from rsmiss.models import METHODS, OPTION_KEYS, build_model
+from rsmiss.models.adapters.mamol import MaMOLAdapter, MaMOLConfig
+from rsmiss.models.context import PassContext
+
+P = 5  # patch size: 25 tokens (position embeddings interpolated from the 14x14 grid)
+
+
+def modalities(m: int) -> dict[str, int]:
+    return dict(list({"hs": 6, "lidar": 1, "sar": 2}.items())[:m])
+
+
+def all_patterns(m: int) -> torch.Tensor:
+    rows = [r for r in itertools.product([True, False], repeat=m) if any(r)]
+    return torch.tensor(rows)
+
+
+def batch(mods: dict[str, int], available: torch.Tensor, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    b = available.shape[0]
+    return {name: torch.randn(b, c, P, P, generator=g) for name, c in mods.items()}
+
+
+def tiny(method: str = "mamol", m: int = 2, **options):
+    torch.manual_seed(0)
+    return build_model(
+        method, 4, modalities(m), backbone="tiny", random_init=True, patch_size=P, **options
+    )
+
+
+def adapters(model) -> list:
+    blocks = model.backbone.transformer.resblocks
+    return [b.ffn_adapter for b in blocks if b.ffn_adapter is not None]
+
+
+def randomise_lora_b(model) -> None:
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("lora_B"):
+                p.normal_(0, 0.05)
+
+
+def test_only_adapters_projections_and_head_train():
+    model = tiny("mamol")
+    available = all_patterns(2)
+    out = model(batch(modalities(2), available), available)
+    (out.logits.sum() + out.aux_loss).backward()
+    for name, p in model.named_parameters():
+        trainable = name.startswith(("tokenizers.", "head.")) or ".ffn_adapter." in name
+        assert p.requires_grad == trainable, name
+        if not trainable:
+            assert p.grad is None, name
+    # the paper's MaMOL blocks: last half of the depth ("Last 6x2" on ViT-B/16)
+    assert [i for i, b in enumerate(model.backbone.transformer.resblocks) if b.ffn_adapter] == [
+        2,
+        3,
+    ]
+    counts = model.parameter_counts()
+    assert 0 < counts["trainable"] < counts["total"]
+    sd = model.trainable_state_dict()
+    assert sum(v.numel() for v in sd.values()) == counts["trainable"]
+    assert not any(k.startswith("backbone.") and ".ffn_adapter." not in k for k in sd)
+
+
+def test_b_zero_keeps_the_frozen_model_exactly():
+    model = tiny("mamol").eval()
+    available = all_patterns(2)
+    inputs = batch(modalities(2), available)
+    with torch.no_grad():
+        adapted = model.features(inputs, available)
+        blocks = model.backbone.transformer.resblocks
+        saved = [b.ffn_adapter for b in blocks]
+        for b in blocks:
+            b.ffn_adapter = None
+        frozen = model.features(inputs, available)
+        for b, a in zip(blocks, saved, strict=True):
+            b.ffn_adapter = a
+    assert torch.equal(adapted, frozen)
+
+
+def make_ctx(pattern, available, modality, n_patterns=3):
+    return PassContext(
+        torch.tensor(pattern), torch.tensor(available), torch.tensor(modality), n_patterns
+    )
+
+
+def test_top1_routing_and_router_gradient():
+    model = tiny("mamol")
+    randomise_lora_b(model)
+    adapter = adapters(model)[0]
+    ctx = make_ctx([2, 0, 1], [[True, True], [True, False], [False, True]], [0, 0, 1])
+    z = torch.randn(3, 7, 64)
+    coef = adapter.dynamic_coefficients(z, ctx)
+    assert ((coef > 0).sum(-1) == 1).all()  # each token: exactly one dynamic expert
+    torch.testing.assert_close(coef.max(-1).values, adapter.gates(z, ctx).max(-1).values)
+    available = all_patterns(2)
+    out = model(batch(modalities(2), available), available)
+    out.logits.square().sum().backward()
+    for a in adapters(model):
+        assert a.router_mlp.weight.grad.abs().sum() > 0
+        assert a.router_out.weight.grad.abs().sum() > 0
+        assert a.pattern_embed.weight.grad.abs().sum() > 0
+
+
+def test_router_sees_the_pattern():
+    cfg = MaMOLConfig(router_hidden=4, pattern_dim=2)
+    adapter = MaMOLAdapter(8, 2, 3, cfg)
+    with torch.no_grad():  # route on the pattern only: pattern 0 -> expert 0, 2 -> expert 1
+        adapter.router_mlp.weight.zero_()
+        adapter.router_mlp.bias.zero_()
+        adapter.router_mlp.weight[0, 8] = adapter.router_mlp.weight[1, 9] = 1.0
+        adapter.pattern_embed.weight.copy_(torch.tensor([[5.0, 0.0], [0.0, 0.0], [0.0, 5.0]]))
+        adapter.router_out.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    z = torch.randn(1, 6, 8).expand(2, -1, -1)  # identical tokens, two patterns
+    ctx = make_ctx([0, 2], [[True, False], [True, True]], [0, 0])
+    chosen = adapter.dynamic_coefficients(z, ctx).argmax(-1)
+    assert (chosen[0] == 0).all() and (chosen[1] == 1).all()
+
+
+def test_static_experts_follow_the_availability_mask():
+    model = tiny("mamol", m=3)
+    available = all_patterns(3)
+    seen = []
+    adapters(model)[0].register_forward_hook(lambda mod, args, out: seen.append(args[2]))
+    model(batch(modalities(3), available), available)
+    ctx = seen[0]
+    adapter = adapters(model)[0]
+    coef = adapter.static_coefficients(ctx)
+    assert coef.shape == (int(available.sum()), 4)
+    assert (coef[:, 0] == 1).all()
+    # every row of a sample carries that sample's availability, whichever modality it encodes
+    assert torch.equal(coef[:, 1:].bool(), ctx.available)
+    assert ctx.available[torch.arange(len(ctx.modality)), ctx.modality].all()
+    rows = sorted(
+        (tuple(a.tolist()), int(m)) for a, m in zip(ctx.available, ctx.modality, strict=True)
+    )
+    expected = sorted((tuple(a.tolist()), m) for a in available for m in range(3) if a[m])
+    assert rows == expected
+    pass_model = tiny("mamol", m=3, static_mode="pass")
+    own = adapters(pass_model)[0].static_coefficients(ctx)[:, 1:]
+    assert torch.equal(own.argmax(1), ctx.modality) and (own.sum(1) == 1).all()
+
+
+def test_missing_encoder_is_skipped_and_its_feature_is_zero():
+    model = tiny("mamol").eval()
+    available = torch.tensor([[True, False], [True, False], [True, True]])
+    calls = {"hs": 0, "lidar": 0}
+    rows = []
+    for name in calls:
+        model.tokenizers[name].register_forward_hook(
+            lambda _m, args, _o, name=name: calls.__setitem__(name, calls[name] + len(args[0]))
+        )
+    model.backbone.transformer.resblocks[0].ln_1.register_forward_pre_hook(
+        lambda _m, args: rows.append(args[0].shape[0])
+    )
+    inputs = batch(modalities(2), available)
+    with torch.no_grad():
+        feats = model.features(inputs, available)
+        logits = model(inputs, available).logits
+        only_hs = available.clone()
+        only_hs[:, 1] = False
+        model(inputs, only_hs)
+    # three passes; lidar encoded only for its one present sample, and not at all in the last
+    assert calls == {"hs": 9, "lidar": 2}
+    assert rows[0] == 4 and rows[-1] == 3  # present (sample, modality) pairs only
+    dim = model.backbone.cfg.output_dim
+    assert (feats[:2, dim:] == 0).all() and (feats[2, dim:] != 0).any()
+    changed = {k: v.clone() for k, v in inputs.items()}
+    changed["lidar"][:2] = 1e3 * torch.randn_like(changed["lidar"][:2])
+    with torch.no_grad():
+        assert torch.equal(model(changed, available).logits, logits)
+
+
+@pytest.mark.parametrize("m", [2, 3])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_forward_backward(method, m):
+    model = tiny(method, m=m).train()
+    randomise_lora_b(model)
+    available = all_patterns(m).repeat(2, 1)
+    out = model(batch(modalities(m), available), available)
+    assert out.logits.shape == (available.shape[0], 4) and out.aux_loss.dim() == 0
+    assert torch.isfinite(out.logits).all()
+    loss = torch.nn.functional.cross_entropy(out.logits, torch.arange(len(available)) % 4)
+    (loss + out.aux_loss).backward()
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    assert all(p.grad is not None for p in trainable.values()), [
+        n for n, p in trainable.items() if p.grad is None
+    ]
+    assert model.head.weight.grad.abs().sum() > 0
+    if method in ("moe_rep", "moe_ada"):
+        assert out.aux_loss > 0
+    assert not model.backbone.training  # frozen tower stays in eval mode
+    json.dumps(model.config)
+
+
+def test_placement_layers_experts_and_options():
+    head = tiny("moe_ada", placement="head", layers="1", experts="5", top_k="2")
+    blocks = head.backbone.transformer.resblocks
+    assert [i for i, b in enumerate(blocks) if b.ffn_adapter] == [0]
+    assert blocks[0].ffn_adapter.lora.n == 5 and head.config["options"]["top_k"] == 2
+    last = tiny("mamol", layers=2, experts=5, no_static="true")
+    assert [a.dynamic.n for a in adapters(last)] == [5, 5] and adapters(last)[0].static is None
+    ablated = tiny("mamol", no_dynamic=True, no_modality_specific="yes")
+    assert adapters(ablated)[0].dynamic is None and adapters(ablated)[0].static.n == 1
+    assert set(OPTION_KEYS["mamol"]) >= {
+        "placement",
+        "layers",
+        "experts",
+        "rank",
+        "top_k",
+        "no_dynamic",
+        "no_static",
+        "no_modality_specific",
+        "static_mode",
+        "activation",
+    }
+    with pytest.raises(ConfigError, match="'nope'"):
+        tiny("nope")
+    with pytest.raises(ConfigError, match="expertz"):
+        tiny("mamol", expertz=3)
+    with pytest.raises(ConfigError, match="experts='many'"):
+        tiny("mamol", experts="many")
+    with pytest.raises(ConfigError, match="top_k"):
+        tiny("mamol", top_k=3)
+    with pytest.raises(ConfigError, match="layers=9"):
+        tiny("moe_rep", layers=9)
+    with pytest.raises(ConfigError, match="static_mode"):
+        tiny("mamol", static_mode="sometimes")
+
+
+def test_checkpoint_round_trip_and_lazy_export():
+    model = tiny("mamol").eval()
+    randomise_lora_b(model)
+    available = all_patterns(2)
+    inputs = batch(modalities(2), available)
+    state = model.trainable_state_dict()
+    fresh = tiny("mamol").eval()
+    fresh.load_trainable_state_dict(state)
+    with torch.no_grad():
+        assert torch.equal(fresh(inputs, available).logits, model(inputs, available).logits)
+    with pytest.raises(DataError, match="checkpoint"):
+        tiny("mamol", experts=3).load_trainable_state_dict(state)
+    with pytest.raises(DataError, match="no modality"):
+        model(inputs, torch.tensor([[True, False], [False, False], [True, True]]))
+    assert rsmiss.build_model is build_model
