@@ -57,6 +57,18 @@ class Workspace:
         return self.root / "reports" / pipeline
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publishable(path: Path, is_dir: bool) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; published outputs get the usual
+    permissions (0644/0755 under the default umask) so other users can read them."""
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~_umask())
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -83,6 +95,7 @@ def atomic_path(dest: str | os.PathLike[str], *, is_dir: bool = False) -> Iterat
         tmp = Path(name)
     try:
         yield tmp
+        _publishable(tmp, is_dir)
         if is_dir:
             old = None
             if dest.exists():

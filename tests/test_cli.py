@@ -64,3 +64,27 @@ def test_bad_flag_value_is_one_line_exit_2():
 
 def test_error_message_is_folded_to_one_line():
     assert "\n" not in str(RsmissError("a\nb   c"))
+
+
+def test_atomic_outputs_are_readable_and_never_half_written(tmp_path):
+    import os
+
+    import pytest
+
+    from rsmiss.workspace import atomic_path, write_text_atomic
+
+    dest = tmp_path / "out" / "report.md"
+    write_text_atomic(dest, "old")
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert dest.read_text() == "old"
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["report.md"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
+    folder = tmp_path / "cube.zarr"
+    with atomic_path(folder, is_dir=True) as tmp:
+        (tmp / "a").write_text("1")
+    assert (folder / "a").read_text() == "1"
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask

@@ -1,0 +1,288 @@
+"""Dataset catalog: one YAML file per dataset, validated into a :class:`DatasetSpec`.
+
+A catalog entry is data about a dataset (file names, array keys, shapes, checksums, classes,
+split), kept beside the code rather than in it, so a user adds a dataset by writing one YAML
+file. The three benchmarks live in the repository's ``catalog/`` folder; any other path may
+be given instead of a name. Errors name the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rsmiss.errors import ConfigError
+
+CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
+
+# Names a modality may not take: they are the cube's own variables and dimensions.
+RESERVED_NAMES = frozenset(
+    {"sample", "label", "split", "row", "col", "observed", "label_map", "modality", "y", "x"}
+)
+FORMATS = ("mat", "geotiff", "envi", "roi")
+_SUFFIX_FORMAT = {
+    ".mat": "mat",
+    ".tif": "geotiff",
+    ".tiff": "geotiff",
+    ".img": "envi",
+    ".dat": "envi",
+    ".bsq": "envi",
+    ".bil": "envi",
+    ".bip": "envi",
+    ".txt": "roi",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileSpec(_Strict):
+    """One raw file: where it is, how to read it and what it must look like."""
+
+    file: str = Field(description="file name, relative to the raw folder")
+    format: Literal["mat", "geotiff", "envi", "roi"] | None = Field(
+        None, description="reader; inferred from the suffix when omitted"
+    )
+    key: str | None = Field(None, description="MATLAB variable name (mat only)")
+    layout: Literal["hwc", "chw", "hw"] | None = Field(
+        None, description="axis order of a MATLAB array (default: hw for 2-D, hwc for 3-D)"
+    )
+    shape: tuple[int, ...] | None = Field(None, description="expected array shape, as stored")
+    dtype: str | None = Field(None, description="expected dtype (informative)")
+    sha256: str | None = Field(None, description="expected checksum; mismatch warns")
+    nodata: float | None = Field(None, description="nodata value (overrides the file's own)")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", v):
+            raise ValueError("must be 64 hexadecimal digits")
+        return None if v is None else v.lower()
+
+    @property
+    def reader(self) -> str:
+        if self.format is not None:
+            return self.format
+        fmt = _SUFFIX_FORMAT.get(Path(self.file).suffix.lower())
+        if fmt is None:
+            return "envi"  # ENVI binaries often have no suffix; GDAL reads the .hdr beside
+        return fmt
+
+
+class WavelengthRange(_Strict):
+    """Evenly spaced band centres, as papers usually state them (first and last, nm)."""
+
+    start: float
+    stop: float
+
+
+class ModalitySpec(_Strict):
+    """One sensor: its name in the cube, band count and source file."""
+
+    name: str
+    bands: int = Field(gt=0)
+    source: FileSpec
+    band_indices: list[int] | None = Field(
+        None, description="0-based bands of the file to keep (default: all)"
+    )
+    wavelengths: list[float] | WavelengthRange | None = None
+    resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", v):
+            raise ValueError("must be lower-case letters, digits and '_', starting with a letter")
+        if v in RESERVED_NAMES or v.startswith("scene_") or v.endswith("_band"):
+            raise ValueError(f"'{v}' is reserved for the cube's own variables")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModalitySpec:
+        if self.band_indices is not None and len(self.band_indices) != self.bands:
+            raise ValueError(
+                f"band_indices has {len(self.band_indices)} entries, bands={self.bands}"
+            )
+        if isinstance(self.wavelengths, list) and len(self.wavelengths) != self.bands:
+            raise ValueError(f"wavelengths has {len(self.wavelengths)} entries, bands={self.bands}")
+        return self
+
+    def wavelength_list(self) -> list[float] | None:
+        if self.wavelengths is None:
+            return None
+        if isinstance(self.wavelengths, list):
+            return [float(w) for w in self.wavelengths]
+        lo, hi, n = self.wavelengths.start, self.wavelengths.stop, self.bands
+        step = (hi - lo) / (n - 1) if n > 1 else 0.0
+        return [round(lo + i * step, 2) for i in range(n)]
+
+
+class ClassSpec(_Strict):
+    name: str
+    color: tuple[int, int, int] = (0, 0, 0)
+
+    @field_validator("color")
+    @classmethod
+    def _rgb(cls, v: tuple[int, int, int]) -> tuple[int, int, int]:
+        if any(c < 0 or c > 255 for c in v):
+            raise ValueError("colour components must be 0..255")
+        return v
+
+
+class SplitSpec(_Strict):
+    """How training and test pixels are given.
+
+    ``label_maps``: two label rasters/arrays (``train``, ``test``), optional ``labels`` (full
+    map, checked against them). ``roi``: two ENVI ROI text files, ROI *i* = class *i*.
+    ``random``: one ``labels`` raster split per class with ``seed`` and ``train_per_class``
+    (or ``train_fraction``). ``none``: no labels, the scene is ingested for prediction only.
+    """
+
+    method: Literal["label_maps", "roi", "random", "none"]
+    train: FileSpec | None = None
+    test: FileSpec | None = None
+    labels: FileSpec | None = None
+    seed: int = 0
+    train_per_class: int | None = Field(None, gt=0)
+    train_fraction: float | None = Field(None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _needs(self) -> SplitSpec:
+        m = self.method
+        if m in ("label_maps", "roi") and (self.train is None or self.test is None):
+            raise ValueError(f"method '{m}' needs both 'train' and 'test' files")
+        if m == "random":
+            if self.labels is None:
+                raise ValueError("method 'random' needs a 'labels' file")
+            if (self.train_per_class is None) == (self.train_fraction is None):
+                raise ValueError(
+                    "method 'random' needs exactly one of train_per_class/train_fraction"
+                )
+        if m == "none" and any(f is not None for f in (self.train, self.test, self.labels)):
+            raise ValueError("method 'none' takes no label files")
+        if m == "roi":
+            for f in (self.train, self.test):
+                if f is not None and f.reader != "roi":
+                    raise ValueError(f"method 'roi' needs ROI text files, got {f.file}")
+        return self
+
+    def files(self) -> dict[str, FileSpec]:
+        out = {"train": self.train, "test": self.test, "labels": self.labels}
+        return {k: v for k, v in out.items() if v is not None}
+
+
+class DatasetSpec(_Strict):
+    """A validated catalog entry; ``path`` is the YAML it came from."""
+
+    name: str
+    title: str = ""
+    description: str = ""
+    citation: str = ""
+    reference: str | None = Field(None, description="modality whose grid the others follow")
+    shape: tuple[int, int] | None = Field(None, description="scene height, width")
+    modalities: list[ModalitySpec] = Field(min_length=1)
+    classes: list[ClassSpec] = Field(default_factory=list)
+    split: SplitSpec
+    path: Path | None = Field(None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError("must be letters, digits, '_', '-' or '.'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DatasetSpec:
+        names = [m.name for m in self.modalities]
+        if len(set(names)) != len(names):
+            raise ValueError(f"modality names must be unique, got {names}")
+        if self.reference is not None and self.reference not in names:
+            raise ValueError(f"reference '{self.reference}' is not one of the modalities {names}")
+        if self.split.method != "none" and not self.classes:
+            raise ValueError("a labelled dataset needs its 'classes'")
+        return self
+
+    @property
+    def modality_names(self) -> list[str]:
+        return [m.name for m in self.modalities]
+
+    @property
+    def reference_name(self) -> str:
+        return self.reference or self.modalities[0].name
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    @property
+    def palette(self) -> list[list[int]]:
+        return [list(c.color) for c in self.classes]
+
+    def files(self) -> dict[str, FileSpec]:
+        """Every raw file by role: ``modality:<name>`` and ``split:<role>``."""
+        out = {f"modality:{m.name}": m.source for m in self.modalities}
+        out.update({f"split:{k}": v for k, v in self.split.files().items()})
+        return out
+
+    def canonical_json(self) -> str:
+        """The spec as deterministic JSON: part of the cube id, independent of YAML layout."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def catalog_names() -> list[str]:
+    return sorted(p.stem for p in CATALOG_DIR.glob("*.yaml"))
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.suffix.lower() in (".yaml", ".yml") or path.is_file() or "/" in text:
+        if not path.is_file():
+            raise ConfigError(f"{path}: dataset YAML not found; check the path")
+        return path
+    candidate = CATALOG_DIR / f"{text}.yaml"
+    if not candidate.is_file():
+        known = ", ".join(catalog_names()) or "none"
+        raise ConfigError(
+            f"unknown dataset '{text}': known datasets are {known}; "
+            "or pass the path of a dataset YAML"
+        )
+    return candidate
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_catalog(name_or_path: str | Path) -> DatasetSpec:
+    """Load and validate a catalog entry by name (``trento``) or YAML path."""
+    import yaml
+
+    path = _resolve(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError(f"{path}:{where} invalid YAML ({problem}); fix the file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the dataset YAML ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{path}: a dataset YAML must be a mapping of fields, got {type(raw).__name__}"
+        )
+    try:
+        spec = DatasetSpec.model_validate(raw)
+    except ValidationError as exc:
+        errs = exc.errors()
+        first = errs[0]
+        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+        raise ConfigError(f"{path}: field '{_field(first['loc'])}': {first['msg']}{more}") from exc
+    return spec.model_copy(update={"path": path.resolve()})

@@ -1,0 +1,80 @@
+"""Raw-file readers, one per format; :func:`open_source` picks one from a catalog entry.
+
+Every reader yields band-first ``(bands, rows, cols)`` windows (:class:`RasterSource`) so
+orientation is normalised once, here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rsmiss.errors import DataError
+from rsmiss.io.base import ArraySource, RasterSource
+from rsmiss.io.mat import mat_keys, open_mat, read_mat
+from rsmiss.io.roi import Roi, RoiFile, read_roi
+
+__all__ = [
+    "ArraySource",
+    "RasterSource",
+    "Roi",
+    "RoiFile",
+    "check_shape",
+    "expected_bands",
+    "mat_keys",
+    "open_mat",
+    "open_source",
+    "read_mat",
+    "read_roi",
+]
+
+
+def open_source(path: str | Path, spec) -> RasterSource:
+    """Open ``path`` as described by a :class:`rsmiss.catalog.FileSpec` and check its shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: raw file not found; put it there or pass --raw DIR")
+    reader = spec.reader
+    if reader == "mat":
+        src = open_mat(path, spec.key, spec.layout)
+    elif reader in ("geotiff", "envi"):
+        from rsmiss.io.raster import open_raster
+
+        src = open_raster(path, nodata=spec.nodata)
+    else:
+        raise DataError(f"{path}: format '{reader}' is not a raster; check 'format' in the catalog")
+    if spec.nodata is not None:
+        src.nodata = spec.nodata
+    return src
+
+
+def expected_bands(spec) -> int | None:
+    """Band count implied by the catalog's stored ``shape`` and the file's layout."""
+    shape = spec.shape
+    if shape is None:
+        return None
+    if len(shape) == 2:
+        return 1
+    if spec.reader == "mat" and (spec.layout or "hwc") == "hwc":
+        return shape[-1]
+    return shape[0]  # chw arrays and GDAL rasters (bands, rows, cols)
+
+
+def check_shape(src: RasterSource, spec, *, spatial: bool = True) -> None:
+    """Compare the stored shape with the catalog's; ``spatial=False`` checks bands only.
+
+    Synthetic scenes at another ``--scale`` keep the band count but not the height/width.
+    """
+    expected = spec.shape
+    if expected is None:
+        return
+    found = tuple(src.stored_shape)
+    if spatial:
+        ok = found == tuple(expected)
+    else:
+        ok = len(found) == len(expected) and src.count == expected_bands(spec)
+    if not ok:
+        what = "shape" if spatial else "band count of shape"
+        raise DataError(
+            f"{src.path}: array {what} {found} is not the catalog's {tuple(expected)}; "
+            "wrong file, key or band count"
+        )

@@ -1,0 +1,97 @@
+"""Catalog: the three benchmark entries, the example user YAML, and errors naming file + field."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from rsmiss.catalog import CATALOG_DIR, catalog_names, load_catalog
+from rsmiss.cli import main
+from rsmiss.errors import ConfigError
+
+README_SHA = {  # ../shared/data/README.md
+    "Italy_hsi.mat": "7b965fd405314b5c91451042e547a1923be6f5a38c6da83969032cff79729280",
+    "Italy_lidar.mat": "a04dc90368d6a7b4f9d3936024ba9fef4105456c090daa14fff31b8b79e94ab1",
+    "allgrd.mat": "7e3fb2a2ea22c2661dfc768db3cb93c9643b324e7e64fadedfa57f5edbf1818f",
+    "TRLabel.mat": "593976a1bef4edf06ec543926811509f997454557aa9313ed6165b3012c26e07",
+    "TSLabel.mat": "629ae33464907098cacf58549996711bf7079f036946f9208fde8a67842ab499",
+}
+
+
+def test_benchmarks_are_in_the_catalog_and_match_the_official_facts():
+    from rsmiss.synth.specs import SPECS
+
+    assert set(catalog_names()) >= {"houston2013", "trento", "augsburg"}
+    for name, facts in SPECS.items():
+        spec = load_catalog(name)
+        assert spec.name == name and spec.shape == (facts.height, facts.width)
+        assert spec.class_names == list(facts.class_names)
+        assert spec.modalities[0].name == "hs" and spec.modalities[0].bands == facts.hs_bands
+        wl = spec.modalities[0].wavelength_list()
+        assert len(wl) == facts.hs_bands and wl[0] == facts.wavelength_range[0]
+        assert wl[-1] == pytest.approx(facts.wavelength_range[1])
+        assert len(spec.palette) == facts.n_classes
+
+
+def test_trento_checksums_and_modalities():
+    spec = load_catalog("trento")
+    sums = {f.file: f.sha256 for f in spec.files().values()}
+    assert sums == README_SHA
+    assert [(m.name, m.bands) for m in spec.modalities] == [("hs", 63), ("lidar", 2)]
+    assert spec.split.method == "label_maps" and spec.split.labels.key == "mask_test"
+
+
+def test_augsburg_has_three_modalities_and_houston_uses_roi_files():
+    aug = load_catalog("augsburg")
+    assert [(m.name, m.bands) for m in aug.modalities] == [("hs", 180), ("sar", 4), ("lidar", 1)]
+    hou = load_catalog(CATALOG_DIR / "houston2013.yaml")
+    assert hou.split.method == "roi" and hou.split.train.file.endswith("_TR.txt")
+    assert hou.split.test.file.endswith("_VA.txt")
+
+
+def test_example_user_yaml_is_valid():
+    spec = load_catalog(CATALOG_DIR / "examples" / "user_geotiff.yaml")
+    assert spec.split.method == "random" and spec.split.train_per_class == 20
+    assert (
+        spec.modalities[1].source.reader == "geotiff" and spec.modalities[1].source.nodata == -9999
+    )
+
+
+def test_unknown_dataset_lists_known_ones_exit_2():
+    with pytest.raises(ConfigError, match="unknown dataset 'nope'.*trento"):
+        load_catalog("nope")
+    res = CliRunner().invoke(main, ["ingest", "nope"])
+    assert res.exit_code == 2
+    assert res.output.strip().count("\n") == 0 and "unknown dataset 'nope'" in res.output
+
+
+def test_invalid_yaml_syntax_names_file_and_line(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("name: x\nmodalities: [\n  - {name: hs\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: line \d+ invalid YAML"):
+        load_catalog(p)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda d: d["modalities"][0].update(bands="many"), "modalities.0.bands"),
+        (lambda d: d["modalities"][1].update(name="hs"), "modality names must be unique"),
+        (lambda d: d["modalities"][0].update(name="label"), "modalities.0.name"),
+        (lambda d: d["split"].pop("test"), "needs both 'train' and 'test'"),
+        (lambda d: d["modalities"][0]["source"].update(sha256="abc"), "modalities.0.source.sha256"),
+        (lambda d: d.update(colour="red"), "colour"),
+    ],
+)
+def test_schema_errors_name_file_and_field(tmp_path, edit, field):
+    import yaml
+
+    doc = yaml.safe_load((CATALOG_DIR / "trento.yaml").read_text())
+    edit(doc)
+    p = tmp_path / "mine.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as exc:
+        load_catalog(p)
+    assert "mine.yaml" in str(exc.value) and field in str(exc.value)
+    res = CliRunner().invoke(main, ["ingest", str(p)])
+    assert res.exit_code == 2 and "mine.yaml" in res.output
