@@ -1,0 +1,51 @@
+"""``rsmiss benchmark``: run pipeline grids and write reports beside the paper's numbers."""
+
+from __future__ import annotations
+
+import click
+
+ROOT_HELP = "Workspace folder (default: $RSMISS_ROOT, else ./rsmiss-data)."
+
+
+@click.command("benchmark")
+@click.argument("pipelines", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--root", type=click.Path(file_okay=False), default=None, help=ROOT_HELP)
+@click.option(
+    "--backbone-weights",
+    type=click.Path(dir_okay=True),
+    default=None,
+    help="CLIP weights file (default: $RSMISS_BACKBONE_WEIGHTS, else ROOT/weights/ViT-B-16.pt).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="List every cell and the GPU-time estimate; run nothing."
+)
+@click.option("--progress/--no-progress", default=False, help="Per-epoch progress bars.")
+def benchmark_cmd(pipelines, root, backbone_weights, dry_run, progress) -> None:
+    """Run PIPELINES (YAML grids under pipelines/): ingest -> scenarios -> train -> report.
+
+    Finished cells are skipped, so a killed benchmark continues where it stopped. Reports go
+    to ROOT/reports/<pipeline>/ (runs.csv, report.md, oa_vs_rate.png).
+    """
+    from rsmiss.benchmark.runner import run_benchmark
+
+    log = click.echo if dry_run else (lambda msg: click.echo(msg, err=True))
+    outcomes = run_benchmark(
+        pipelines,
+        root=root,
+        backbone_weights=backbone_weights,
+        dry_run=dry_run,
+        log=log,
+        progress=progress,
+    )
+    if dry_run:
+        return
+    for o in outcomes:
+        where = o.report.get("markdown", "no report (no cell finished)")
+        click.echo(
+            f"{o.pipeline.name}: {len(o.records)} cells ({o.trained} runs trained, "
+            f"{o.skipped} found finished) -> {where}"
+        )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(benchmark_cmd)

@@ -1,0 +1,38 @@
+"""``rsmiss evaluate``: re-score a trained run on other scenarios' test masks."""
+
+from __future__ import annotations
+
+import click
+
+ROOT_HELP = "Workspace folder (default: $RSMISS_ROOT, else ./rsmiss-data)."
+
+
+@click.command("evaluate")
+@click.argument("run")
+@click.option("--root", type=click.Path(file_okay=False), default=None, help=ROOT_HELP)
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    help="Scenario id(s) or .npz path(s) (default: every scenario of the dataset).",
+)
+def evaluate_cmd(run, root, scenarios) -> None:
+    """Score RUN (id or directory) on SCENARIO's test masks -> runs/<id>/eval/<scenario>.json."""
+    from rsmiss.training import load_run
+    from rsmiss.training.evaluate import evaluate_run, scenario_ids
+
+    r = load_run(run, root)
+    if not r.finished:
+        from rsmiss.errors import DataError
+
+        raise DataError(f"run {r.run_id} is not finished; resume it with rsmiss train first")
+    for sid in scenarios or tuple(scenario_ids(r)):
+        res = evaluate_run(r, sid)
+        parts = [f"OA {res['overall']['oa']}"] + [
+            f"{name} {v['oa']}" for name, v in sorted(res["by_pattern"].items())
+        ]
+        click.echo(f"{r.run_id} on {res['scenario_id']}: " + ", ".join(parts))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(evaluate_cmd)

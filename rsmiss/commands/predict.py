@@ -1,0 +1,52 @@
+"""``rsmiss predict``: classification map of a whole scene (GeoTIFF + PNG)."""
+
+from __future__ import annotations
+
+import click
+
+ROOT_HELP = "Workspace folder (default: $RSMISS_ROOT, else ./rsmiss-data)."
+
+
+@click.command("predict")
+@click.argument("run")
+@click.option("--root", type=click.Path(file_okay=False), default=None, help=ROOT_HELP)
+@click.option(
+    "--cube",
+    type=click.Path(),
+    default=None,
+    help="Cube to classify (default: the run's own); same modalities and bands.",
+)
+@click.option(
+    "--missing",
+    default="",
+    metavar="MOD,...",
+    help="Modalities to treat as absent for every pixel, e.g. hs.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="GeoTIFF path (default: runs/<id>/predict/<cube>.tif); PNG beside it.",
+)
+@click.option(
+    "--batch-size", type=int, default=2048, show_default=True, help="Pixels per forward pass."
+)
+def predict_cmd(run, root, cube, missing, out, batch_size) -> None:
+    """Classify every pixel of a cube's scene with a trained RUN (id or directory)."""
+    from rsmiss.training import load_run
+
+    if batch_size < 1:
+        raise click.BadParameter(f"must be at least 1, got {batch_size}", param_hint="--batch-size")
+    r = load_run(run, root)
+    tif = r.predict(
+        cube=cube,
+        missing=tuple(missing.split(",")) if missing else (),
+        out=out,
+        batch_size=batch_size,
+        progress=True,
+    )
+    click.echo(f"wrote {tif} and {tif.with_suffix('.png')}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(predict_cmd)

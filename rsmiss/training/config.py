@@ -1,0 +1,181 @@
+"""The resolved configuration of one training run, and the run id derived from it.
+
+A run is identified by everything that changes its numbers (data, scenario, method and
+options, backbone and its weights' hash, recipe, seed, device count, precision) and by
+nothing else, so re-issuing the same request finds the finished run and skips it, while
+changing any of those gives a new run directory instead of silently mixing results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rsmiss.errors import ConfigError
+
+DEFAULT_EPOCHS = 30
+"""Default epoch count (the paper gives none).
+
+Measured on synthetic Trento at full size (819 training pixels, as the real split; η = 0.9
+missing both, tiny backbone, batch 128): validation OA (15 % of the training pixels held out)
+plateaus at 95-96 % from epoch ~16-20, i.e. ~100-120 steps under warm-up + linear decay.
+30 epochs (180-210 steps on Trento/Augsburg-size splits, ~700 on Houston2013) is past that
+plateau with margin. Figures in rsmiss/training/README.md.
+"""
+
+PRECISIONS = ("auto", "32", "bf16")
+
+TRAIN_OPTION_DEFAULTS: dict[str, Any] = {
+    # Evaluate on a seeded subset of the test split (tests and quick looks); None = all.
+    "max_test_samples": None,
+    # Fraction of the *training* samples held out for a validation curve (never the test set);
+    # reported only, nothing is selected on it.
+    "val_fraction": 0.0,
+    # Write a checkpoint every N epochs (and always after the last one).
+    "checkpoint_every": 1,
+    # Samples per forward pass when evaluating or predicting.
+    "eval_batch_size": 512,
+    # Write the scene classification map (GeoTIFF + PNG) at the end of training.
+    "write_map": True,
+}
+"""Training options accepted by ``--set`` beside the model's own option keys."""
+
+# Options that change nothing in the numbers and so stay out of the run id.
+_UNHASHED_TRAIN_OPTIONS = ("checkpoint_every", "eval_batch_size", "write_map")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one run needs, resolved (no "default" left to interpret later)."""
+
+    dataset: str
+    scenario_id: str
+    cube_id: str
+    method: str = "mamol"
+    options: dict[str, Any] = field(default_factory=dict)
+    backbone: str = "vit-b-16"
+    backbone_activation: str | None = None  # None: what the weights imply, else QuickGELU
+    backbone_weights: str | None = None
+    backbone_weights_sha256: str | None = None
+    random_init: bool = False
+    patch_size: int = 14
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 2e-2
+    warmup_fraction: float = 0.1
+    seed: int = 0
+    devices: int = 1
+    precision: str = "32"
+    train_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.devices < 1:
+            raise ConfigError(f"--devices must be at least 1, got {self.devices}")
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}")
+        if self.precision not in PRECISIONS[1:]:
+            raise ConfigError(f"--precision must be one of 32, bf16; got {self.precision!r}")
+        if self.backbone_activation not in (None, "quickgelu", "gelu"):
+            raise ConfigError(
+                f"--backbone-activation must be quickgelu or gelu, got {self.backbone_activation!r}"
+            )
+        vf = self.train_opt("val_fraction")
+        if not 0.0 <= float(vf) < 1.0:
+            raise ConfigError(f"--set val_fraction must be in [0, 1), got {vf}")
+        mts = self.train_opt("max_test_samples")
+        if mts is not None and int(mts) < 1:
+            raise ConfigError(f"--set max_test_samples must be at least 1, got {mts}")
+        if int(self.train_opt("checkpoint_every")) < 1:
+            raise ConfigError("--set checkpoint_every must be at least 1")
+
+    def train_opt(self, key: str) -> Any:
+        return self.train_options.get(key, TRAIN_OPTION_DEFAULTS[key])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that decide the numbers: the run id hashes exactly these."""
+        d = self.to_dict()
+        d.pop("backbone_weights")  # the path may move; the content hash is what matters
+        d["train_options"] = {
+            k: v for k, v in self.train_options.items() if k not in _UNHASHED_TRAIN_OPTIONS
+        }
+        return d
+
+    @property
+    def config_hash(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    @property
+    def run_id(self) -> str:
+        """Readable prefix + 8 hex of the config hash: ``trento-both-r0.90-s0-mamol-1a2b3c4d``."""
+        prefix = re.sub(
+            r"[^A-Za-z0-9_.+-]+", "_", f"{self.dataset}-{self.scenario_id}-{self.method}"
+        )
+        return f"{prefix}-{self.config_hash[:8]}"
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a (possibly large) weights file, cached per (path, size, mtime) in-process."""
+    p = Path(path)
+    st = p.stat()
+    key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        h = hashlib.sha256()
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+        _SHA_CACHE[key] = h.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def parse_set(pairs: tuple[str, ...] | list[str], model_keys: set[str] | None) -> tuple[dict, dict]:
+    """Split ``--set KEY=VALUE`` pairs into (model options, training options).
+
+    Values are parsed as YAML scalars/lists (``6``, ``true``, ``last``, ``[6, 2]``) so the
+    same text works on the command line and in pipeline YAML files.
+    """
+    import yaml
+
+    model_opts: dict[str, Any] = {}
+    train_opts: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        key, _, raw = pair.partition("=")
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        if key in TRAIN_OPTION_DEFAULTS:
+            train_opts[key] = value
+        elif model_keys is None or key in model_keys:
+            model_opts[key] = value
+        else:
+            known = sorted(set(model_keys) | set(TRAIN_OPTION_DEFAULTS))
+            raise ConfigError(f"--set: unknown key {key!r}; known keys: {', '.join(known)}")
+    return model_opts, train_opts

@@ -1,0 +1,201 @@
+"""Classification maps: classify every pixel of a cube's scene, write GeoTIFF + PNG.
+
+Patches are cut on the fly from the padded scene (the same gather as training), in batches,
+so a whole scene costs its own size in memory, not P² times it. The scene may be the run's
+own cube or any cube with the same modalities and band counts, e.g. a new area ingested
+without labels. ``missing`` simulates absent sensors: those modalities are marked
+unavailable for every pixel, so their encoders are skipped exactly as in training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rsmiss.errors import ConfigError, DataError
+from rsmiss.training.data import Scene, load_scene
+from rsmiss.training.loop import autocast
+from rsmiss.workspace import atomic_path
+
+
+def missing_columns(missing: tuple[str, ...] | list[str], modalities: tuple[str, ...]) -> list[int]:
+    unknown = [m for m in missing if m not in modalities]
+    if unknown:
+        raise ConfigError(
+            f"--missing: unknown modality {unknown[0]!r}; this run uses {', '.join(modalities)}"
+        )
+    if len(set(missing)) >= len(modalities):
+        raise ConfigError("--missing: at least one modality must stay available")
+    return [modalities.index(m) for m in missing]
+
+
+@torch.no_grad()
+def classify_scene(
+    model: torch.nn.Module,
+    scene: Scene,
+    device: torch.device,
+    *,
+    precision: str = "32",
+    missing: tuple[str, ...] = (),
+    batch_size: int = 2048,
+    progress: bool = False,
+) -> np.ndarray:
+    """0-based class of every pixel, shape (H, W)."""
+    from tqdm import tqdm
+
+    model.eval()
+    h, w = scene.height, scene.width
+    cols_missing = missing_columns(tuple(missing), scene.modalities)
+    preds = []
+    n = h * w
+    with tqdm(total=n, unit="px", unit_scale=True, disable=not progress, leave=False) as bar:
+        for start in range(0, n, batch_size):
+            flat = torch.arange(start, min(n, start + batch_size), device=device)
+            rows, cols = flat // w, flat % w
+            avail = torch.ones(len(flat), len(scene.modalities), dtype=torch.bool, device=device)
+            if cols_missing:
+                avail[:, cols_missing] = False
+            with autocast(device, precision):
+                out = model(scene.patches(rows, cols, device), avail)
+            preds.append(out.logits.argmax(dim=1))
+            bar.update(len(flat))
+    return torch.cat(preds).reshape(h, w).cpu().numpy()
+
+
+def scene_for_run(
+    ds: Any,
+    modalities: tuple[str, ...],
+    channels: dict[str, int],
+    patch_size: int,
+    device: torch.device,
+    source: str,
+) -> Scene:
+    """The scene of ``ds`` for a run's modalities, after checking it is compatible."""
+    cube_mods = [str(m) for m in ds.attrs.get("modalities", [])] or [
+        str(m) for m in ds["modality"].values
+    ]
+    lacking = [m for m in modalities if m not in cube_mods or f"scene_{m}" not in ds]
+    if lacking:
+        raise DataError(
+            f"cube has no modality {lacking[0]!r} that the run needs ({', '.join(modalities)})",
+            source=source,
+        )
+    for m in modalities:
+        c = int(ds[f"scene_{m}"].shape[0])
+        if c != channels[m]:
+            raise DataError(
+                f"modality {m!r} has {c} bands but the run was trained on {channels[m]}",
+                source=source,
+            )
+    return load_scene(ds, modalities, patch_size, device)
+
+
+def _affine(transform: Any):
+    from rasterio.transform import Affine
+
+    t = [float(v) for v in transform]
+    if len(t) >= 6:
+        return Affine(*t[:6])
+    raise DataError(f"cube transform {transform!r} is not 6 numbers")
+
+
+def _attr_list(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def write_class_map(
+    class_map: np.ndarray,
+    tif_path: str | Path,
+    *,
+    class_names: list[str],
+    palette: list[list[int]] | None,
+    crs: Any = None,
+    transform: Any = None,
+    title: str = "",
+) -> tuple[Path, Path]:
+    """Write ``class_map`` (raw 1-based ids, uint8) as GeoTIFF and a PNG beside it.
+
+    The GeoTIFF carries the cube's CRS and transform when known and the class palette as
+    its colour table; the PNG shows the palette with a legend.
+    """
+    import rasterio
+
+    tif_path = Path(tif_path)
+    png_path = tif_path.with_suffix(".png")
+    data = np.asarray(class_map, dtype=np.uint8)
+    h, w = data.shape
+    palette = _attr_list(palette) or _default_palette(len(class_names))
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "height": h,
+        "width": w,
+        "count": 1,
+        "dtype": "uint8",
+        "compress": "deflate",
+        "nodata": 0,
+    }
+    crs = _attr_list(crs)
+    if crs:
+        profile["crs"] = rasterio.crs.CRS.from_user_input(crs)
+    if transform is not None and _attr_list(transform) is not None:
+        profile["transform"] = _affine(_attr_list(transform))
+    import warnings
+
+    with atomic_path(tif_path) as tmp, warnings.catch_warnings():
+        # plain-array cubes have no georeferencing: an identity transform is what we mean
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(data, 1)
+            dst.write_colormap(
+                1, {i + 1: (*[int(v) for v in palette[i][:3]], 255) for i in range(len(palette))}
+            )
+            dst.update_tags(1, class_names=json.dumps(class_names))
+    _write_png(data, png_path, class_names, palette, title)
+    return tif_path, png_path
+
+
+def _default_palette(n: int) -> list[list[int]]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    return [[int(255 * c) for c in cmap(i % 20)[:3]] for i in range(n)]
+
+
+def _write_png(
+    data: np.ndarray, path: Path, class_names: list[str], palette: list, title: str
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    rgb = np.zeros((*data.shape, 3), dtype=np.uint8)
+    for i, colour in enumerate(palette):
+        rgb[data == i + 1] = [int(v) for v in colour[:3]]
+    h, w = data.shape
+    fig, ax = plt.subplots(figsize=(min(16, 2 + w / 60), min(10, 1.5 + h / 60)))
+    ax.imshow(rgb, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    handles = [
+        Patch(color=np.asarray(palette[i][:3]) / 255.0, label=name)
+        for i, name in enumerate(class_names)
+    ]
+    ax.legend(
+        handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False
+    )
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,220 @@
+"""Benchmark pipelines, paper mapping, reports and the missing-input check (no training)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from rsmiss.benchmark.pipeline import expand, load_pipeline
+from rsmiss.benchmark.preflight import missing_inputs, missing_message
+from rsmiss.benchmark.runner import _record, scenario_of
+from rsmiss.cli import main
+from rsmiss.errors import ConfigError
+from rsmiss.reports import paper
+from rsmiss.reports.tables import ReportHeader, render_csv, render_markdown, write_report
+
+REPO = Path(__file__).resolve().parents[1]
+PIPES = REPO / "pipelines"
+SHARED_PAPER = REPO.parent / "shared" / "data" / "paper"
+
+
+def _cells(name: str):
+    return expand(load_pipeline(PIPES / f"{name}.yaml"))
+
+
+def test_dry_run_lists_all_162_cells_of_table1():
+    result = CliRunner().invoke(main, ["benchmark", str(PIPES / "paper-table1.yaml"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith("  ") and "/s0" in line]
+    assert len(rows) == 162
+    assert "162 cells" in result.stdout
+    assert "estimated GPU time" in result.stdout and "passes/s" in result.stdout
+    assert len({r.split()[1] for r in rows}) == 162  # distinct cell ids
+
+
+def test_table1_cells_map_one_to_one_onto_the_paper():
+    cells = _cells("paper-table1")
+    hits = [paper.lookup(c.paper_query()) for c in cells]
+    assert all(h is not None and h.table == "table1" for h in hits)
+    assert len({h.row for h in hits}) == 162 == len(paper.load_table("table1"))
+    # spot checks against the published numbers
+    by_id = {c.cell_id: h for c, h in zip(cells, hits, strict=True)}
+    assert by_id["trento/both-r0.70/mamol/s0"].oa == 97.39
+    assert by_id["augsburg/hs-r0.90/dcp/s0"].kappa == 24.17
+    assert by_id["houston2013/other-r0.50/mmp/s0"].oa == 91.56
+
+
+def test_table3_has_the_four_availability_rows():
+    cells = _cells("paper-table3")
+    assert len(cells) == 4
+    ids = [scenario_of(c) for c in cells]
+    assert ids[1] == "avail-hs1.00-sar0.75-lidar0.50-s0"
+    oas = [paper.lookup(c.paper_query()).oa for c in cells]
+    assert oas == [80.10, 83.29, 77.38, 67.19]
+
+
+def test_table4_and_table5_map_every_cell():
+    t4 = _cells("paper-table4")
+    assert len(t4) == 12
+    got4 = {(c.paper_name, c.placement): paper.lookup(c.paper_query()).oa for c in t4}
+    assert got4[("mamol_dyn", "last_6x2")] == 97.39
+    assert got4[("moe_task", "head_6x2")] == 96.44
+    assert t4[0].paper_query()["placement"] == "head_6x2"
+    t5 = _cells("paper-table5")
+    assert len(t5) == 15
+    got5 = {(c.variant, c.rate): paper.lookup(c.paper_query()).oa for c in t5}
+    assert got5[("no_dynamic", 0.5)] == 96.72
+    assert got5[("mamol", 0.9)] == 95.94
+    assert {c.options.get("no_static") for c in t5 if c.variant == "no_static"} == {True}
+
+
+def test_fig4_cells_and_no_paper_numbers():
+    cells = _cells("paper-fig4")
+    evals = [c for c in cells if c.is_eval]
+    assert len(cells) == 30 and len(evals) == 12
+    assert all(paper.lookup(c.paper_query()) is None for c in cells)
+    c = evals[0]
+    assert scenario_of(c) == "both-r0.50-s0" and scenario_of(c, True) == "hs-r0.50-s0"
+
+
+def test_packaged_paper_tables_equal_the_shared_copy():
+    if not SHARED_PAPER.is_dir():
+        pytest.skip("../shared/data/paper not present beside the checkout")
+    for name in paper.PAPER_TABLES:
+        shared = list(csv.DictReader(io.StringIO((SHARED_PAPER / f"{name}.csv").read_text())))
+        assert list(paper.load_table(name)) == shared
+
+
+def test_bad_pipeline_field_names_file_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "grid:\n  - datasets: [trento]\n    rates: [1.5]\n    settings: [both]\n"
+        "    methods: [mamol]\n"
+    )
+    with pytest.raises(ConfigError, match=r"bad.yaml: field 'grid.0.rates'"):
+        load_pipeline(bad)
+    result = CliRunner().invoke(main, ["benchmark", str(bad), "--dry-run"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "grid.0.rates" in result.stderr
+
+
+def test_unknown_method_option_is_a_config_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "grid:\n  - datasets: [trento]\n    rates: [0.5]\n    settings: [both]\n"
+        "    methods: [{method: mamol, options: {no_such_thing: 1}}]\n"
+    )
+    result = CliRunner().invoke(main, ["benchmark", str(bad), "--dry-run"])
+    assert result.exit_code == 2 and "no_such_thing" in result.stderr
+
+
+def test_missing_inputs_lists_every_raw_file_and_the_weights(tmp_path):
+    pipes = [load_pipeline(PIPES / f"{n}.yaml") for n in ("paper-table1", "paper-table3")]
+    (tmp_path / "raw" / "trento").mkdir(parents=True)
+    (tmp_path / "raw" / "trento" / "Italy_lidar.mat").write_bytes(b"x")
+    missing = missing_inputs(pipes, tmp_path)
+    paths = [Path(m.path) for m in missing if m.what == "raw"]
+    names = {(p.parent.name, p.name) for p in paths}
+    assert ("houston2013", "2013_IEEE_GRSS_DF_Contest_CASI.tif") in names
+    assert ("augsburg", "data_DSM.mat") in names  # Table 3 needs the LiDAR/DSM file
+    assert ("trento", "Italy_hsi.mat") in names
+    assert ("trento", "Italy_lidar.mat") not in names
+    assert len(paths) == len(set(paths)) == 4 + 4 + 5
+    assert [m.path for m in missing if m.what == "weights"] == [
+        str(tmp_path / "weights" / "ViT-B-16.pt")
+    ]
+    msg = missing_message(missing)
+    assert "\n" not in msg and "hyperspectral.ee.uh.edu" in msg and "ViT-B-16.pt" in msg
+
+
+def test_benchmark_without_data_stops_at_once(tmp_path):
+    result = CliRunner().invoke(
+        main, ["benchmark", str(PIPES / "paper-table5.yaml"), "--root", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "Italy_hsi.mat" in result.stderr and "TSLabel.mat" in result.stderr
+    assert "ViT-B-16.pt" in result.stderr
+    assert not (tmp_path / "cubes").exists() and not (tmp_path / "runs").exists()
+
+
+def _fake_run(cell, oa, kappa):
+    cfg = SimpleNamespace(
+        scenario_id=scenario_of(cell),
+        epochs=30,
+        backbone="vit-b-16",
+        backbone_weights_sha256="ab" * 32,
+        random_init=False,
+    )
+    metrics = {
+        "modalities": ["hs", "lidar"],
+        "parameters": {"trainable": 1234},
+        "synthetic_data": False,
+        "overall": {"oa": oa, "aa": oa - 1, "kappa": kappa},
+        "by_pattern": {"complete": {"oa": oa + 1}, "hs_missing": {"oa": oa - 2}},
+    }
+    return SimpleNamespace(
+        run_id=f"run-{cell.cell_id}",
+        config=cfg,
+        metrics=metrics,
+        perf={"device": "1 x H100"},
+        environment=None,
+        model_info={"modalities": {"hs": 63, "lidar": 2}},
+    )
+
+
+def test_report_shows_ours_beside_the_paper_for_every_cell_that_ran(tmp_path):
+    cells = _cells("paper-table1")
+    ran = [c for c in cells if c.dataset == "trento" and c.rate == 0.7][:7]
+    records = []
+    for i, c in enumerate(ran):
+        run = _fake_run(c, 90.0 + i, 88.0 + i)
+        records.append(_record(c, run, run.metrics, None))
+    header = ReportHeader(
+        pipeline="paper-table1",
+        weights="ab" * 32,
+        datasets={"trento": "real"},
+        epochs=[30],
+        seeds=[0],
+        n_cells=162,
+    )
+    md = render_markdown(header, records)
+    lines = md.splitlines()
+    for i, (c, rec) in enumerate(zip(ran, records, strict=True)):
+        ours = f"{90.0 + i:.2f}/{88.0 + i:.2f}"
+        hit = paper.lookup(c.paper_query())
+        ours_line = next(j for j, line in enumerate(lines) if ours in line and "| ours |" in line)
+        block = "\n".join(lines[ours_line : ours_line + 3])
+        assert f"{hit.oa:.2f}/{hit.kappa:.2f}" in block, block
+        assert f"{90.0 + i - hit.oa:+.2f}/{88.0 + i - hit.kappa:+.2f}" in block
+        assert rec["diff_oa"] == round(90.0 + i - hit.oa, 2)
+    assert "7 of 162 ran" in md and "ViLT" in md and "ab" * 32 in md
+    assert "RANDOM INIT" not in md
+    # runs.csv has every run; the files are written (plot included)
+    paths = write_report(tmp_path / "rep", header, records)
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    assert len(rows) == 7 and rows[0]["paper_oa"] and json.loads(rows[0]["pattern_oa"])
+    assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
+    assert render_csv(records) == paths["csv"].read_text()  # deterministic
+
+
+def test_report_averages_seeds_and_flags_random_init():
+    pipe = load_pipeline(PIPES / "paper-table5.yaml").model_copy(update={"seeds": [0, 1]})
+    cells = [c for c in expand(pipe) if c.variant == "mamol" and c.rate == 0.5]
+    assert len(cells) == 2
+    records = [
+        _record(
+            c,
+            _fake_run(c, 96.0 + 2 * c.seed, 95.0),
+            {"overall": {"oa": 96.0 + 2 * c.seed, "kappa": 95.0}},
+            None,
+        )
+        for c in cells
+    ]
+    md = render_markdown(ReportHeader(pipeline="t5", weights=None, seeds=[0, 1]), records)
+    assert "97.00±1.41" in md and "98.39" in md and "RANDOM INIT" in md

@@ -1,0 +1,130 @@
+"""``make benchmark-smoke`` inside ``make test``: pipelines/smoke.yaml end to end, then the
+notebooks and the demo on its outputs (so none of them can rot).
+
+One session-scoped run (synthetic Trento at scale 0.15, tiny random backbone, 7x7 patches,
+2 epochs) feeds every test here; together they take well under a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rsmiss.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "pipelines" / "smoke.yaml"
+
+
+@pytest.fixture(scope="session")
+def smoke_root(tmp_path_factory) -> Path:
+    """The smoke benchmark's workspace, built once through the CLI (as make does)."""
+    root = tmp_path_factory.mktemp("smoke")
+    result = CliRunner().invoke(main, ["benchmark", str(SMOKE), "--root", str(root)])
+    assert result.exit_code == 0, result.output + (result.stderr or "")
+    return root
+
+
+def _rows(root: Path) -> list[dict[str, str]]:
+    with open(root / "reports" / "smoke" / "runs.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_smoke_writes_every_cell_with_the_paper_beside_it(smoke_root):
+    rows = _rows(smoke_root)
+    assert [r["cell_id"] for r in rows] == [
+        "trento/both-r0.70/mmp/s0",
+        "trento/both-r0.70/mamol/s0",
+        "trento/both-r0.70/baseline/s0",
+        "trento/both-r0.70/mamol/s0",
+        "trento/both-r0.70/mamol/s0",
+        "trento/both-r0.70/mamol/s0@hs-r0.70",
+    ]
+    for r in rows:
+        assert 0.0 <= float(r["oa"]) <= 100.0
+        assert (smoke_root / "runs" / r["run_id"] / "metrics.json").is_file()
+    assert len({r["run_id"] for r in rows}) == 3  # MaMOL's run is shared by three cells
+    by_table = {(r["table"], r["variant"]): r for r in rows if not r["eval_setting"]}
+    assert float(by_table[("table1", "mamol")]["paper_oa"]) == 97.39
+    assert float(by_table[("table5", "baseline")]["paper_oa"]) == 93.56
+    ev = rows[-1]
+    assert ev["eval_scenario_id"] == "hs-r0.70-s0" and not ev["paper_oa"]
+    assert set(json.loads(ev["pattern_oa"])) <= {"complete", "hs_missing"}
+
+    md = (smoke_root / "reports" / "smoke" / "report.md").read_text()
+    assert "RANDOM INIT" in md and "trento: **synthetic**" in md and "ViLT" in md
+    for r in rows:
+        if r["paper_oa"]:
+            ours = f"{float(r['oa']):.2f}/{float(r['kappa']):.2f}"
+            if r["table"] == "table5":
+                ours = f"{float(r['oa']):.2f}"
+            assert ours in md, ours
+            assert f"{float(r['paper_oa']):.2f}" in md
+    png = smoke_root / "reports" / "smoke" / "oa_vs_rate.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_skips_finished_cells_and_gives_the_same_report(smoke_root):
+    report = smoke_root / "reports" / "smoke" / "report.md"
+    before = report.read_bytes()
+    result = CliRunner().invoke(main, ["benchmark", str(SMOKE), "--root", str(smoke_root)])
+    assert result.exit_code == 0, result.output
+    assert "0 runs trained" in result.stdout and "done before, skipped" in result.stderr
+    assert report.read_bytes() == before
+
+
+def _execute(notebook: str, env: dict[str, str]) -> list[str]:
+    """Run a notebook in a fresh kernel (nbclient); returns its stream outputs."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(REPO / "notebooks" / notebook, as_version=4)
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        nbclient.NotebookClient(nb, timeout=180, kernel_name="python3").execute()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    out = []
+    images = 0
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            out.append(o.get("text", ""))
+            images += "image/png" in o.get("data", {})
+    assert images >= 1, f"{notebook} drew no figure"
+    return out
+
+
+def test_explore_notebook_runs_on_the_smoke_cube(smoke_root):
+    text = "".join(_execute("01_explore_cube.ipynb", {"RSMISS_ROOT": str(smoke_root)}))
+    assert "showing: trento" in text and "synthetic data: True" in text
+
+
+def test_report_notebook_runs_on_the_smoke_report(smoke_root):
+    env = {"RSMISS_ROOT": str(smoke_root), "RSMISS_PIPELINE": "smoke"}
+    text = "".join(_execute("02_benchmark_report.ipynb", env))
+    assert "6 runs" in text
+
+
+def test_demo_prints_the_side_by_side_table(smoke_root):
+    """The demo on the smoke's synthetic scene (same scale: raw files and cube are reused)."""
+    result = CliRunner().invoke(
+        main,
+        ["demo", "--root", str(smoke_root), "--scale", "0.15", "--epochs", "2", "--no-map"],
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "RANDOM" in out and "baseline" in out and "MaMOL" in out
+    for label in ("complete", "HS missing", "LiDAR missing", "all test samples"):
+        line = next(line for line in out.splitlines() if line.strip().startswith(label))
+        assert len(line.split()) >= 4, line  # label (n=..) + one OA per method
+    assert str(smoke_root / "reports" / "demo" / "report.md") in out
+    assert (smoke_root / "reports" / "demo" / "report.md").is_file()

@@ -1,0 +1,127 @@
+"""``rsmiss train`` from the command line: plan and skipping, bad inputs, kill -9 + resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+from training_env import TRAIN_ARGS, fresh_workspace, reference_run, rsmiss_subprocess
+
+from rsmiss.cli import main
+
+
+def _train(root, *args):
+    return CliRunner().invoke(main, ["train", "--root", str(root), *args])
+
+
+def test_finished_run_is_skipped_and_plan_is_printed(tmp_path_factory):
+    ref = reference_run(tmp_path_factory)
+    before = (ref.path / "metrics.json").read_bytes()
+    res = _train(ref.root, *TRAIN_ARGS)
+    assert res.exit_code == 0, res.output
+    assert "1 run(s), 1 finished (skipped)" in res.stdout
+    assert f"{ref.run_id}  finished (skipped)" in res.stdout
+    assert (ref.path / "metrics.json").read_bytes() == before
+
+
+def _wrong_arch_weights(path):
+    torch.save({"conv1.weight": torch.zeros(8, 3, 4, 4), "nonsense": torch.zeros(2)}, path)
+    return path
+
+
+BAD = [
+    ("unknown method", ["--method", "nope", "--random-init"], "nope"),
+    ("unknown --set key", ["--set", "wobble=3", "--random-init"], "wobble"),
+    ("batch size < 1", ["--batch-size", "0", "--random-init"], "--batch-size"),
+    ("too many devices", ["--devices", "4096", "--random-init"], "--devices"),
+    ("no weights", ["--backbone", "vit-b-16"], "ViT-B-16.pt"),
+    ("weights missing", ["--backbone-weights", "/nonexistent/w.pt"], "/nonexistent/w.pt"),
+    ("unknown scenario", ["--scenario", "nope-r0.1-s0", "--random-init"], "nope-r0.1-s0"),
+]
+
+
+@pytest.mark.parametrize(("case", "args", "named"), BAD, ids=[b[0] for b in BAD])
+def test_bad_inputs_one_line_exit_2_nothing_written(tmp_path_factory, case, args, named):
+    root = fresh_workspace(tmp_path_factory, "bad")
+    base = ["--backbone", "tiny", "--epochs", "1"]
+    res = _train(root, *base, *args)
+    assert res.exit_code == 2, (case, res.output)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], res.stderr
+    assert not (root / "runs").exists()
+
+
+def test_weights_unreadable_or_of_wrong_architecture(tmp_path_factory):
+    root = fresh_workspace(tmp_path_factory, "badw")
+    w = _wrong_arch_weights(root / "w.pt")
+    res = _train(root, "--backbone", "tiny", "--backbone-weights", str(w), "--epochs", "1")
+    assert res.exit_code == 2
+    assert "nonsense" in res.stderr or "missing keys" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (root / "runs").exists()
+    (root / "garbage.pt").write_bytes(b"\x00garbage")
+    res = _train(root, "--backbone", "tiny", "--backbone-weights", str(root / "garbage.pt"))
+    assert res.exit_code == 2 and "garbage.pt" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (root / "runs").exists()
+
+
+def test_scenario_of_another_cube_is_refused(tmp_path_factory):
+    root = fresh_workspace(tmp_path_factory, "othercube")
+    import zarr
+
+    group = zarr.open_group(str(root / "cubes" / "trento.zarr"), mode="r+")
+    group.attrs["cube_id"] = "0123456789abcdef"  # as if re-ingested with other parameters
+    try:
+        zarr.consolidate_metadata(str(root / "cubes" / "trento.zarr"))
+    except Exception:  # noqa: BLE001 - stores without consolidated metadata need nothing
+        pass
+    res = _train(root, "--backbone", "tiny", "--random-init", "--epochs", "1")
+    assert res.exit_code == 2, res.output
+    assert "cube" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert not (root / "runs").exists()
+
+
+def test_corrupt_checkpoint_refused_and_kept(tmp_path_factory):
+    ref = reference_run(tmp_path_factory)
+    root = fresh_workspace(tmp_path_factory, "corrupt")
+    run_dir = root / "runs" / ref.run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    res = _train(root, *TRAIN_ARGS)
+    assert res.exit_code == 2, res.output
+    assert "--no-resume" in res.stderr and "checkpoint.pt" in res.stderr
+    assert (run_dir / "checkpoint.pt").read_bytes() == b"not a checkpoint"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoint.pt"]
+
+
+def test_kill_9_mid_training_resumes_to_identical_metrics(tmp_path_factory):
+    """Same seed on CPU: an interrupted + resumed run ends byte-identical to the reference."""
+    ref = reference_run(tmp_path_factory)
+    root = fresh_workspace(tmp_path_factory, "kill")
+    ckpt = root / "runs" / ref.run_id / "checkpoint.pt"
+    proc = rsmiss_subprocess(["train", "--root", str(root), *TRAIN_ARGS])
+    try:
+        deadline = time.monotonic() + 240
+        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ckpt.exists(), "no checkpoint appeared"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert not (root / "runs" / ref.run_id / "metrics.json").exists(), "killed too late"
+    again = rsmiss_subprocess(
+        ["train", "--root", str(root), *TRAIN_ARGS], stdout=-1, stderr=-1, text=True
+    )
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert "resume after epoch" in out, out
+    got = (root / "runs" / ref.run_id / "metrics.json").read_bytes()
+    assert got == (ref.path / "metrics.json").read_bytes()
+    curve = (root / "runs" / ref.run_id / "curve.csv").read_text()
+    assert curve == (ref.path / "curve.csv").read_text()
+    assert json.loads(got)["run_id"] == ref.run_id

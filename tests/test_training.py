@@ -1,0 +1,202 @@
+"""Training pieces (patch gathering, order, schedule, metrics, checkpoints, run ids) and the
+end-to-end run on a small synthetic Trento cube (tiny backbone, CPU)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from training_env import EPOCHS, MAX_TEST, SCENARIO, base_workspace, fresh_workspace, reference_run
+
+from rsmiss.errors import ConfigError, DataError
+from rsmiss.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from rsmiss.training.config import RunConfig, parse_set
+from rsmiss.training.data import cut_patches, epoch_batches, epoch_permutation, pad_scene, shard
+from rsmiss.training.loop import lr_factor, param_groups
+from rsmiss.training.metrics import score
+
+# -- units ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [7, 8])
+def test_cut_patches_match_numpy_reference(p):
+    rng = np.random.default_rng(0)
+    scene = rng.normal(size=(3, 11, 13)).astype(np.float32)
+    padded = pad_scene(scene, p)
+    rows = np.array([0, 0, 10, 5, 10, 3])
+    cols = np.array([0, 12, 0, 6, 12, 1])
+    got = cut_patches(torch.from_numpy(padded), torch.from_numpy(rows), torch.from_numpy(cols), p)
+    b, a = p // 2, p - 1 - p // 2
+    ref_pad = np.pad(scene, ((0, 0), (b, a), (b, a)), mode="reflect")
+    for k, (r, c) in enumerate(zip(rows, cols, strict=True)):
+        ref = ref_pad[:, r : r + p, c : c + p]
+        np.testing.assert_array_equal(got[k].numpy(), ref)
+        assert got[k, :, p // 2, p // 2].tolist() == scene[:, r, c].tolist()  # centre pixel
+
+
+def test_epoch_order_is_seeded_and_batches_are_global():
+    a, b = epoch_permutation(3, 1, 50), epoch_permutation(3, 1, 50)
+    assert torch.equal(a, b) and not torch.equal(a, epoch_permutation(3, 2, 50))
+    single = epoch_batches(a, 16)
+    r0, r1 = epoch_batches(a, 16, 0, 2), epoch_batches(a, 16, 1, 2)
+    assert [n for _, n in single] == [16, 16, 16, 2]
+    for (s, _), (x, _), (y, _) in zip(single, r0, r1, strict=True):
+        assert sorted(s.tolist()) == sorted(x.tolist() + y.tolist())  # same global batch
+    # evaluation shards cover every sample exactly once (no padding duplicates)
+    cover = torch.cat([shard(11, r, 3) for r in range(3)])
+    assert sorted(cover.tolist()) == list(range(11))
+
+
+def test_lr_schedule_warmup_then_linear_decay():
+    f = [lr_factor(s, 100, 10) for s in range(100)]
+    assert 0 < f[0] < f[9] < 1.0 and f[10] == 1.0
+    assert all(x > y for x, y in zip(f[10:], f[11:], strict=False)) and f[-1] == pytest.approx(
+        1 / 90
+    )
+
+
+def test_no_weight_decay_on_norms_biases_embeddings():
+    m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4), torch.nn.Embedding(3, 4))
+    decay, no_decay = param_groups(m, 0.02)
+    assert [p.shape for p in decay["params"]] == [torch.Size([4, 4])]
+    assert no_decay["weight_decay"] == 0.0 and len(no_decay["params"]) == 4
+
+
+def test_metrics_oa_aa_kappa():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    s = score(y, np.array([0, 0, 1, 0, 2, 2]), 4)
+    assert s["oa"] == pytest.approx(100 * 5 / 6, abs=1e-5)
+    assert s["aa"] == pytest.approx(100 * (1 + 0.5 + 1) / 3, abs=1e-5)
+    assert s["per_class_accuracy"][3] is None and s["n"] == 6
+    assert s["confusion_matrix"][1] == [1, 1, 0, 0]
+    assert 0 < s["kappa"] < 100
+
+
+def test_checkpoint_roundtrip_restores_rng(tmp_path):
+    torch.manual_seed(5)
+    np.random.seed(5)
+    state = capture_rng()
+    want = (torch.rand(3), np.random.rand(2))
+    save_checkpoint(
+        tmp_path / "c.pt",
+        {
+            "run_id": "r",
+            "backbone_hash": "h",
+            "epoch": 1,
+            "step": 4,
+            "model": {},
+            "optimizer": {},
+            "rng": [state],
+        },
+    )
+    ck = load_checkpoint(tmp_path / "c.pt", run_id="r", backbone_hash="h")
+    torch.rand(7)
+    restore_rng(ck["rng"][0])
+    got = (torch.rand(3), np.random.rand(2))
+    assert torch.equal(want[0], got[0]) and np.array_equal(want[1], got[1])
+    (tmp_path / "c.pt").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="--no-resume"):
+        load_checkpoint(tmp_path / "c.pt", run_id="r", backbone_hash="h")
+    assert (tmp_path / "c.pt").read_bytes() == b"garbage"  # kept
+
+
+def test_run_id_is_readable_and_changes_with_config():
+    a = RunConfig("trento", "both-r0.90-s0", "cid", random_init=True)
+    assert a.run_id.startswith("trento-both-r0.90-s0-mamol-") and len(a.run_id.split("-")[-1]) == 8
+    assert a.run_id == RunConfig("trento", "both-r0.90-s0", "cid", random_init=True).run_id
+    assert a.run_id != RunConfig("trento", "both-r0.90-s0", "cid", random_init=True, seed=1).run_id
+    b = RunConfig(
+        "trento", "both-r0.90-s0", "cid", random_init=True, train_options={"checkpoint_every": 3}
+    )
+    assert a.run_id == b.run_id  # bookkeeping options do not change the numbers
+    with pytest.raises(ConfigError, match="batch-size"):
+        RunConfig("trento", "x", "cid", batch_size=0)
+
+
+def test_parse_set_routes_and_rejects_unknown_keys():
+    model, train = parse_set(["experts=3", "max_test_samples=50"], {"experts", "rank"})
+    assert model == {"experts": 3} and train == {"max_test_samples": 50}
+    with pytest.raises(ConfigError, match="nonsense"):
+        parse_set(["nonsense=1"], {"experts"})
+
+
+# -- end to end (shared small synthetic Trento workspace, tiny backbone, CPU) ---------------
+
+
+def test_gathered_patches_equal_the_cubes(tmp_path_factory):
+    from rsmiss.cube import open_cube
+    from rsmiss.scenarios import load_scenario
+    from rsmiss.training.data import load_run_data
+
+    root = base_workspace(tmp_path_factory)
+    ds = open_cube(root / "cubes" / "trento.zarr")
+    sc = load_scenario(root / "scenarios" / "trento" / f"{SCENARIO}.npz", cube=ds)
+    p = int(ds.attrs["patch_size"])
+    data = load_run_data(root / "cubes" / "trento.zarr", sc, p, torch.device("cpu"), seed=0, ds=ds)
+    sel = torch.arange(0, len(data.test), 97)
+    got = data.scene.patches(data.test.row[sel], data.test.col[sel], torch.device("cpu"))
+    idx = data.test.index[sel].numpy()
+    for m in sc.modalities:
+        want = np.asarray(ds[m].isel(sample=idx).values)
+        np.testing.assert_array_equal(got[m].numpy().astype(want.dtype), want)
+    assert (data.test.label.numpy() + 1 == np.asarray(ds["label"].values)[data.test.index]).all()
+
+
+def test_mamol_run_directory_and_metrics(tmp_path_factory):
+    run = reference_run(tmp_path_factory)
+    m = run.metrics
+    for key in ("oa", "aa", "kappa", "per_class_accuracy", "confusion_matrix", "n"):
+        assert key in m["overall"]
+    assert set(m["by_pattern"]) == {"complete", "hs_missing", "lidar_missing"}
+    assert sum(v["n"] for v in m["by_pattern"].values()) == m["n_test"] == MAX_TEST
+    assert m["parameters"]["trainable"] < m["parameters"]["total"]
+    assert m["epochs"] == EPOCHS and m["backbone"]["random_init"] is True
+    assert m["synthetic_data"] is True
+    # the synthetic classes are separable with both modalities
+    assert m["by_pattern"]["complete"]["oa"] >= 80.0, m["by_pattern"]
+    names = {p.name for p in run.path.iterdir()}
+    assert {
+        "config.json",
+        "environment.json",
+        "checkpoint.pt",
+        "curve.csv",
+        "curve.png",
+        "confusion.png",
+        "metrics.json",
+        "perf.json",
+    } <= names
+    env = run.environment
+    assert env["backbone"]["random_init"] is True and "torch" in env["versions"]
+    assert env["data"]["synthetic"] is True and "git_revision" in env
+    perf = run.perf
+    assert perf["train_samples_per_s"] > 0 and perf["peak_memory_mb"] > 0
+    assert len((run.path / "curve.csv").read_text().splitlines()) == EPOCHS + 1
+    text = (run.path / "metrics.json").read_text()
+    assert json.loads(text) == m and "seconds" not in text  # no timings in metrics.json
+
+
+BASELINES = ["baseline", "mmp", "dcp", "moe_rep", "moe_ada", "moe_task"]
+
+
+def test_every_baseline_trains_and_scores(tmp_path_factory):
+    import rsmiss
+
+    root = fresh_workspace(tmp_path_factory, "baselines")
+    for method in BASELINES:
+        run = rsmiss.train(
+            root,
+            dataset="trento",
+            scenario=SCENARIO,
+            method=method,
+            backbone="tiny",
+            random_init=True,
+            epochs=1,
+            sets=("max_test_samples=64", "write_map=false"),
+        )
+        m = run.metrics
+        assert run.finished and m["method"] == method and m["n_test"] == 64
+        assert 0.0 <= m["overall"]["oa"] <= 100.0
+        assert 0 < m["parameters"]["trainable"] < m["parameters"]["total"]
+        assert rsmiss.load_run(run.run_id, root).metrics == m
