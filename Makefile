@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ROOT ?= rsmiss-data
 
-.PHONY: install test lint format clean
+.PHONY: install test lint format clean demo benchmark benchmark-smoke
 
 # Virtual environment + editable install; re-runs only when pyproject.toml changes.
 install: $(STAMP)
@@ -20,6 +20,22 @@ $(STAMP): pyproject.toml
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
+# The embedded demo: synthetic scene, tiny random backbone, MaMOL vs baseline (a few CPU minutes).
+demo: $(STAMP)
+	$(BIN)/rsmiss demo --root $(ROOT)
+
+# The paper's tables on real data under $(ROOT)/raw/ and real CLIP weights
+# ($(ROOT)/weights/ViT-B-16.pt, or WEIGHTS=path). Stops at once, listing every missing file.
+PAPER_PIPELINES ?= pipelines/paper-table1.yaml pipelines/paper-table3.yaml \
+	pipelines/paper-table4.yaml pipelines/paper-table5.yaml pipelines/paper-fig4.yaml
+benchmark: $(STAMP)
+	$(BIN)/rsmiss benchmark $(PAPER_PIPELINES) --root $(ROOT) \
+		$(if $(WEIGHTS),--backbone-weights $(WEIGHTS))
+
+# Smoke benchmark (synthetic, tiny backbone, < 2 min on a CPU); also run by `make test`.
+benchmark-smoke: $(STAMP)
+	$(BIN)/rsmiss benchmark pipelines/smoke.yaml --root $(ROOT)
+
 lint: $(STAMP)
 	$(BIN)/ruff check rsmiss tests
 	$(BIN)/ruff format --check rsmiss tests
@@ -30,3 +46,16 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Performance harness (issue 8; docs/performance.md). CPU figures: tiny backbone, batch 16.
+.PHONY: perf perf-gpu
+PERF_ARGS ?=
+perf: $(STAMP)
+	$(BIN)/python benchmarks/perf.py --device cpu $(PERF_ARGS)
+
+# GPU machine: no `make install`; its own python3/torch, open_clip & co from carried wheels.
+perf-gpu:
+	if ls .whl/*.whl >/dev/null 2>&1; then python3 -m pip install -q --no-index --no-deps \
+	  --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl; fi
+	PYTHONPATH=$(CURDIR):/tmp/site$${PYTHONPATH:+:$$PYTHONPATH} python3 benchmarks/perf.py \
+	  --device cuda $(PERF_ARGS)

@@ -23,10 +23,12 @@ from rsmiss.benchmark.pipeline import Block, DatasetEntry, Pipeline, Recipe, Syn
 from rsmiss.errors import ConfigError
 
 DEMO_DATASET = "trento"
-DEMO_SCALE = 0.25
+DEMO_SCALE = 0.75
 DEMO_RATE = 0.7
-DEMO_EPOCHS = 30
-DEMO_PATCH = 7
+DEMO_EPOCHS = 20
+# 3x3 patches: the random tiny backbone averages its tokens, so wide windows at reduced
+# scale blur neighbouring parcels together (rsmiss/training/README.md has the figures).
+DEMO_PATCH = 3
 METHODS = ("baseline", "mamol")
 PATTERNS = (
     ("complete", "complete"),
@@ -50,7 +52,7 @@ def demo_pipeline(scale: float = DEMO_SCALE, epochs: int = DEMO_EPOCHS) -> Pipel
             backbone="tiny",
             random_init=True,
             epochs=epochs,
-            batch_size=32,
+            batch_size=128,
             train_options={"write_map": False},
         ),
         datasets={

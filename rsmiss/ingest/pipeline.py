@@ -148,6 +148,7 @@ def ingest(
     marker = read_marker(raw_dir)
     cube_id = _cube_id(spec, checksums, marker, patch_size, patches)
     if not force and finished_cube_id(dest) == cube_id:
+        _remove_leftovers(dest, log)  # a killed --force rebuild of this cube may have left one
         log(f"{dest}: up to date (cube_id {cube_id}); nothing to do (--force rebuilds)")
         return IngestResult(dest, cube_id, True, warnings=warnings)
 

@@ -147,7 +147,7 @@ def read_roi(path: str | Path) -> RoiFile:
         try:
             xs = np.array([int(float(r[ix])) for r in block], dtype=np.int64)
             ys = np.array([int(float(r[iy])) for r in block], dtype=np.int64)
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, OverflowError) as exc:  # "x", short row, inf, 1e30
             raise DataError(f"{path}: ROI '{name}' has a malformed point row ({exc})") from exc
         bad = (xs < 1) | (xs > width) | (ys < 1) | (ys > height)
         if bad.any():
@@ -174,7 +174,8 @@ def _int(value: str, path: Path, lineno: int) -> int:
 def _split_on_id_restart(rows: list[list[str]], iid: int) -> list[list[list[str]]]:
     blocks: list[list[list[str]]] = []
     for r in rows:
-        if not blocks or r[iid] == "1":
+        # a row too short to hold the ID column stays in its block; the npts check rejects it
+        if not blocks or (len(r) > iid and r[iid] == "1"):
             blocks.append([])
         blocks[-1].append(r)
     return blocks

@@ -25,6 +25,21 @@ class ModelOutput(NamedTuple):
     aux_loss: torch.Tensor  # scalar; 0 when the method has no auxiliary loss
 
 
+def _to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Host -> device without waiting on the device (pinned staging, non-blocking copy)."""
+    if t.device == device:
+        return t
+    if t.device.type == "cpu" and device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
+def present_rows(column: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices of the `n` True entries of a bool column, in order: a stable argsort, where
+    nonzero() would wait on the device for the size of its output."""
+    return torch.argsort((~column).to(torch.int8), stable=True)[:n]
+
+
 class MultimodalClassifier(nn.Module):
     def __init__(
         self,
@@ -49,24 +64,17 @@ class MultimodalClassifier(nn.Module):
     # -- the contract -------------------------------------------------------------------
     def forward(self, inputs: dict[str, torch.Tensor], available: torch.Tensor) -> ModelOutput:
         available = self._check(inputs, available)
+        device = inputs[self.modalities[0]].device
         b, m = available.shape
+        available, row, mod, counts = self._encoder_rows(available, device)
         pattern = pattern_index(available)
-        # The one host sync of the step: sizes of the per-modality sub-batches (+ a count of
-        # samples with nothing available, which would be a data bug).
-        stats = torch.cat([available.sum(0), (~available.any(1)).sum().view(1)]).tolist()
-        if stats[-1]:
-            raise DataError(f"{stats[-1]} samples have no modality available; drop them")
-        tokens, rows, mods = [], [], []
+        tokens, start = [], 0
         for j, name in enumerate(self.modalities):
-            n = int(stats[j])
-            if n == 0:
-                continue
-            # present rows first (stable), without nonzero(): no extra sync
-            idx = torch.argsort((~available[:, j]).to(torch.int8), stable=True)[:n]
-            tokens.append(self.tokenizers[name](inputs[name].index_select(0, idx)))
-            rows.append(idx)
-            mods.append(torch.full((n,), j, dtype=torch.long, device=idx.device))
-        row, mod = torch.cat(rows), torch.cat(mods)
+            n = counts[j]
+            if n:
+                idx = row[start : start + n]
+                tokens.append(self.tokenizers[name](inputs[name].index_select(0, idx)))
+                start += n
         ctx = PassContext(pattern[row], available[row], mod, self.n_patterns)
         x = self.backbone.embed(torch.cat(tokens), self.patch_size)
         x = self.backbone.forward_blocks(x, ctx, self.prompter)
@@ -79,6 +87,37 @@ class MultimodalClassifier(nn.Module):
             else logits.new_zeros((), dtype=torch.float32)
         )
         return ModelOutput(logits, aux)
+
+    @torch.compiler.disable  # data-dependent sizes: a graph break, never a recompile loop
+    def _encoder_rows(
+        self, available: torch.Tensor, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[int]]:
+        """The mask on `device`, the rows of the one encoder batch ((sample, modality) of
+        every present pair, grouped by modality) and the per-modality counts (host ints:
+        they size the sub-batches).
+
+        A mask on the host (the data path can pass one, it is tiny) costs no device sync:
+        rows are built on the host and sent with non-blocking copies. A mask on the device
+        costs ONE sync (the counts); rows are then built there, without nonzero().
+        """
+        stats = torch.cat([available.sum(0), (~available.any(1)).sum().view(1)]).tolist()
+        if stats[-1]:
+            raise DataError(f"{stats[-1]} samples have no modality available; drop them")
+        counts = [int(n) for n in stats[:-1]]
+        host = available.device.type == "cpu"
+        row = torch.cat(
+            [
+                available[:, j].nonzero().view(-1) if host else present_rows(available[:, j], n)
+                for j, n in enumerate(counts)
+            ]
+        )
+        mod = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+        return (
+            _to_device(available, device),
+            _to_device(row, device),
+            _to_device(mod, device),
+            counts,
+        )
 
     def _check(self, inputs: dict[str, torch.Tensor], available: torch.Tensor) -> torch.Tensor:
         if available.dim() != 2 or available.shape[1] != len(self.modalities):
