@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rsmiss.errors import ConfigError
+from rsmiss.yamlschema import SafeName, StrictModel, read_yaml_mapping, validate_mapping
 
 CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 
@@ -37,11 +38,7 @@ _SUFFIX_FORMAT = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FileSpec(_Strict):
+class FileSpec(StrictModel):
     """One raw file: where it is, how to read it and what it must look like."""
 
     file: str = Field(description="file name, relative to the raw folder")
@@ -74,14 +71,14 @@ class FileSpec(_Strict):
         return fmt
 
 
-class WavelengthRange(_Strict):
+class WavelengthRange(StrictModel):
     """Evenly spaced band centres, as papers usually state them (first and last, nm)."""
 
     start: float
     stop: float
 
 
-class ModalitySpec(_Strict):
+class ModalitySpec(StrictModel):
     """One sensor: its name in the cube, band count and source file."""
 
     name: str
@@ -122,7 +119,7 @@ class ModalitySpec(_Strict):
         return [round(lo + i * step, 2) for i in range(n)]
 
 
-class ClassSpec(_Strict):
+class ClassSpec(StrictModel):
     name: str
     color: tuple[int, int, int] = (0, 0, 0)
 
@@ -134,7 +131,7 @@ class ClassSpec(_Strict):
         return v
 
 
-class SplitSpec(_Strict):
+class SplitSpec(StrictModel):
     """How training and test pixels are given.
 
     ``label_maps``: two label rasters/arrays (``train``, ``test``), optional ``labels`` (full
@@ -176,10 +173,10 @@ class SplitSpec(_Strict):
         return {k: v for k, v in out.items() if v is not None}
 
 
-class DatasetSpec(_Strict):
+class DatasetSpec(StrictModel):
     """A validated catalog entry; ``path`` is the YAML it came from."""
 
-    name: str
+    name: SafeName
     title: str = ""
     description: str = ""
     citation: str = ""
@@ -189,13 +186,6 @@ class DatasetSpec(_Strict):
     classes: list[ClassSpec] = Field(default_factory=list)
     split: SplitSpec
     path: Path | None = Field(None, exclude=True)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
-            raise ValueError("must be letters, digits, '_', '-' or '.'")
-        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> DatasetSpec:
@@ -256,33 +246,8 @@ def _resolve(name_or_path: str | Path) -> Path:
     return candidate
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
-
-
 def load_catalog(name_or_path: str | Path) -> DatasetSpec:
     """Load and validate a catalog entry by name (``trento``) or YAML path."""
-    import yaml
-
     path = _resolve(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"{path}:{where} invalid YAML ({problem}); fix the file") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the dataset YAML ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(
-            f"{path}: a dataset YAML must be a mapping of fields, got {type(raw).__name__}"
-        )
-    try:
-        spec = DatasetSpec.model_validate(raw)
-    except ValidationError as exc:
-        errs = exc.errors()
-        first = errs[0]
-        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-        raise ConfigError(f"{path}: field '{_field(first['loc'])}': {first['msg']}{more}") from exc
+    spec = validate_mapping(DatasetSpec, read_yaml_mapping(path, "dataset YAML"), path)
     return spec.model_copy(update={"path": path.resolve()})

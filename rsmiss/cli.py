@@ -12,9 +12,8 @@ import traceback
 import click
 
 from rsmiss import __version__
+from rsmiss.commands.options import ROOT_HELP  # noqa: F401 (documented home of the help text)
 from rsmiss.errors import RsmissError
-
-ROOT_HELP = "Workspace folder (default: $RSMISS_ROOT, else ./rsmiss-data)."
 
 
 class RsmissGroup(click.Group):

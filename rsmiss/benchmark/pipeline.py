@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rsmiss.errors import ConfigError
+from rsmiss.yamlschema import SafeName, StrictModel, read_yaml_mapping, validate_mapping
 
 PIPELINE_DIR = Path(__file__).resolve().parents[2] / "pipelines"
 TABLES = ("table1", "table3", "table4", "table5", "fig4")
@@ -25,18 +26,14 @@ PLACEMENT_RE = re.compile(r"^(head|last)_(\d+)x(\d+)$")
 SETTING_RE = re.compile(r"^[a-z][a-z0-9_+-]*$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SynthSpec(_Strict):
+class SynthSpec(StrictModel):
     """Synthesise the raw files (``rsmiss synth``) when they are absent: tests and smoke runs."""
 
     scale: float = Field(1.0, gt=0, le=1)
     seed: int = Field(0, ge=0)
 
 
-class DatasetEntry(_Strict):
+class DatasetEntry(StrictModel):
     """Per-dataset settings: default modalities, synthetic stand-in, ingest options."""
 
     modalities: list[str] | None = None
@@ -44,7 +41,7 @@ class DatasetEntry(_Strict):
     ingest: dict[str, Any] = Field(default_factory=dict)
 
 
-class Recipe(_Strict):
+class Recipe(StrictModel):
     """Training recipe shared by every cell (None = the trainer's default)."""
 
     backbone: str = "vit-b-16"
@@ -58,7 +55,7 @@ class Recipe(_Strict):
     train_options: dict[str, Any] = Field(default_factory=dict)
 
 
-class MethodEntry(_Strict):
+class MethodEntry(StrictModel):
     """A method, possibly with options; ``name`` labels it in reports, ``paper`` in the tables."""
 
     method: str
@@ -71,7 +68,7 @@ class MethodEntry(_Strict):
         return self.name or self.method
 
 
-class Block(_Strict):
+class Block(StrictModel):
     """One cartesian grid; either ``rates`` x ``settings`` or ``availability`` rows."""
 
     table: Literal["table1", "table3", "table4", "table5", "fig4"] | None = None
@@ -137,10 +134,10 @@ class Block(_Strict):
         return self
 
 
-class Pipeline(_Strict):
+class Pipeline(StrictModel):
     """A validated pipeline file; ``path`` is where it came from."""
 
-    name: str
+    name: SafeName
     description: str = ""
     table: Literal["table1", "table3", "table4", "table5", "fig4"] | None = None
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -148,13 +145,6 @@ class Pipeline(_Strict):
     datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
     grid: list[Block] = Field(min_length=1)
     path: Path | None = Field(None, exclude=True)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
-            raise ValueError("must be letters, digits, '_', '-' or '.'")
-        return v
 
     @field_validator("seeds")
     @classmethod
@@ -170,10 +160,6 @@ class Pipeline(_Strict):
         return self.datasets.get(dataset) or DatasetEntry()
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
-
-
 def resolve_pipeline_path(name_or_path: str | Path) -> Path:
     """A path, or a bare name of a file in the repository's ``pipelines/`` folder."""
     path = Path(name_or_path).expanduser()
@@ -187,27 +173,10 @@ def resolve_pipeline_path(name_or_path: str | Path) -> Path:
 
 def load_pipeline(name_or_path: str | Path) -> Pipeline:
     """Read and validate a pipeline YAML; errors name the file and the field."""
-    import yaml
-
     path = resolve_pipeline_path(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} invalid YAML ({getattr(exc, 'problem', exc)})") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the pipeline ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a pipeline must be a mapping of fields")
+    raw = read_yaml_mapping(path, "pipeline")
     raw.setdefault("name", path.stem)
-    try:
-        pipe = Pipeline.model_validate(raw)
-    except ValidationError as exc:
-        errs = exc.errors()
-        more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
-        first = errs[0]
-        raise ConfigError(f"{path}: field '{_field(first['loc'])}': {first['msg']}{more}") from exc
+    pipe = validate_mapping(Pipeline, raw, path)
     return pipe.model_copy(update={"path": path.resolve()})
 
 

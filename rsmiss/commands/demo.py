@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-ROOT_HELP = "Workspace folder (default: $RSMISS_ROOT, else ./rsmiss-data)."
+from rsmiss.commands.options import root_option
 
 
 @click.command("demo")
-@click.option("--root", type=click.Path(file_okay=False), default=None, help=ROOT_HELP)
+@root_option
 @click.option("--scale", type=float, default=None, hidden=True, help="Scene scale (tests).")
 @click.option("--epochs", type=int, default=None, hidden=True, help="Epochs (tests).")
 @click.option("--no-map", is_flag=True, hidden=True, help="Skip the classification map (tests).")

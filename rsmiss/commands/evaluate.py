@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-ROOT_HELP = "Workspace folder (default: $RSMISS_ROOT, else ./rsmiss-data)."
+from rsmiss.commands.options import root_option
 
 
 @click.command("evaluate")
 @click.argument("run")
-@click.option("--root", type=click.Path(file_okay=False), default=None, help=ROOT_HELP)
+@root_option
 @click.option(
     "--scenario",
     "scenarios",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-ROOT_HELP = "Workspace folder (default: $RSMISS_ROOT, else ./rsmiss-data)."
+from rsmiss.commands.options import root_option
 
 
 @click.command("ingest")
@@ -16,7 +16,7 @@ ROOT_HELP = "Workspace folder (default: $RSMISS_ROOT, else ./rsmiss-data)."
     default=None,
     help="Folder holding the raw files (default: ROOT/raw/NAME).",
 )
-@click.option("--root", type=click.Path(file_okay=False), default=None, help=ROOT_HELP)
+@root_option
 @click.option(
     "--patch-size",
     type=int,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-ROOT_HELP = "Workspace folder (default: $RSMISS_ROOT, else ./rsmiss-data)."
+from rsmiss.commands.options import root_option
 
 
 def _table(counts: dict[str, dict[str, int]]) -> list[str]:
@@ -25,7 +25,7 @@ def _table(counts: dict[str, dict[str, int]]) -> list[str]:
     default=None,
     help="Missing rate η: fraction of samples lacking at least one modality.",
 )
-@click.option("--root", type=click.Path(file_okay=False), default=None, help=ROOT_HELP)
+@root_option
 @click.option(
     "--dataset",
     "datasets",

@@ -160,28 +160,27 @@ class Request:
         return params
 
 
+def _require_in_cube(flag: str, names: Sequence[str], inputs: CubeInputs) -> None:
+    """Refuse a modality name that the cube does not hold, naming the flag that gave it."""
+    for m in names:
+        if m not in inputs.modalities:
+            raise ConfigError(
+                f"{flag} names '{m}', but cube {inputs.path or inputs.dataset} has no such "
+                f"modality (it has {', '.join(inputs.modalities)})"
+            )
+
+
 def _pick_modalities(
     inputs: CubeInputs, modalities: Sequence[str] | None, extra: Sequence[str] = ()
 ) -> tuple[tuple[str, ...], bool]:
     """Modalities taking part and whether they are the dataset default."""
     default = default_modalities(inputs.dataset, inputs.modalities)
-    where = inputs.path or inputs.dataset
     if modalities is None:
-        for m in extra:
-            if m not in inputs.modalities:
-                raise ConfigError(
-                    f"--availability names '{m}', but cube {where} has no such modality "
-                    f"(it has {', '.join(inputs.modalities)})"
-                )
+        _require_in_cube("--availability", extra, inputs)
         added = [m for m in inputs.modalities if m in extra and m not in default]
         return default + tuple(added), not added
     mods = tuple(modalities)
-    for m in mods:
-        if m not in inputs.modalities:
-            raise ConfigError(
-                f"--modalities names '{m}', but cube {where} has no such modality "
-                f"(it has {', '.join(inputs.modalities)})"
-            )
+    _require_in_cube("--modalities", mods, inputs)
     if len(set(mods)) != len(mods):
         raise ConfigError(f"--modalities {','.join(mods)} names a modality twice")
     return mods, mods == default
@@ -216,6 +215,41 @@ def resolve_requests(
             raise ConfigError("--test-rate with --availability needs --test-pattern too")
         return pattern_setting(test_pattern or pattern, r if test_rate is None else test_rate, mods)
 
+    def request(
+        pattern: str,
+        r: float,
+        mods: tuple[str, ...],
+        setting: Setting,
+        *,
+        availability: dict[str, float] | None = None,
+        id_modalities: tuple[str, ...] | None = None,
+    ) -> Request:
+        """The request for ``setting``; everything but the setting comes from the flags."""
+        return Request(
+            dataset=inputs.dataset,
+            modalities=mods,
+            pattern=pattern,
+            rate=float(r),
+            seed=seed,
+            spatial=spatial,
+            train_setting=setting,
+            test_setting=test_of(setting, pattern, r, mods),
+            scenario_id=scenario_id(
+                pattern,
+                r,
+                seed,
+                modalities=id_modalities,
+                availability=availability,
+                spatial=spatial,
+                test_pattern=test_pattern,
+                test_rate=test_rate,
+            ),
+            availability=availability,
+            test_pattern=test_pattern,
+            test_rate=test_rate,
+            spatial_sigma=sigma,
+        )
+
     for avail in avails:
         mods, _ = _pick_modalities(inputs, modalities, extra=list(avail))
         setting = availability_setting(avail, mods)
@@ -226,31 +260,7 @@ def resolve_requests(
                 f"of Σ(1 − a_m) = {implied:g}; drop --rate or make them agree"
             )
         full = {m: float(avail.get(m, 1.0)) for m in mods}
-        out.append(
-            Request(
-                dataset=inputs.dataset,
-                modalities=mods,
-                pattern=AVAIL_PATTERN,
-                rate=implied,
-                seed=seed,
-                spatial=spatial,
-                train_setting=setting,
-                test_setting=test_of(setting, AVAIL_PATTERN, implied, mods),
-                scenario_id=scenario_id(
-                    AVAIL_PATTERN,
-                    implied,
-                    seed,
-                    availability=full,
-                    spatial=spatial,
-                    test_pattern=test_pattern,
-                    test_rate=test_rate,
-                ),
-                availability=full,
-                test_pattern=test_pattern,
-                test_rate=test_rate,
-                spatial_sigma=sigma,
-            )
-        )
+        out.append(request(AVAIL_PATTERN, implied, mods, setting, availability=full))
     if patterns is None or patterns:
         if rate is None:
             raise ConfigError("--rate is required (e.g. --rate 0.9) unless --availability is given")
@@ -261,30 +271,8 @@ def resolve_requests(
                 patterns = ["all"]
         for pattern in dict.fromkeys(patterns):
             setting = pattern_setting(pattern, rate, mods)
-            out.append(
-                Request(
-                    dataset=inputs.dataset,
-                    modalities=mods,
-                    pattern=pattern,
-                    rate=float(rate),
-                    seed=seed,
-                    spatial=spatial,
-                    train_setting=setting,
-                    test_setting=test_of(setting, pattern, rate, mods),
-                    scenario_id=scenario_id(
-                        pattern,
-                        rate,
-                        seed,
-                        modalities=None if is_default else mods,
-                        spatial=spatial,
-                        test_pattern=test_pattern,
-                        test_rate=test_rate,
-                    ),
-                    test_pattern=test_pattern,
-                    test_rate=test_rate,
-                    spatial_sigma=sigma,
-                )
-            )
+            id_modalities = None if is_default else mods
+            out.append(request(pattern, rate, mods, setting, id_modalities=id_modalities))
     return out
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from rsmiss.synth import scene
-from rsmiss.synth.specs import AUGSBURG, scaled_counts, scaled_shape
+from rsmiss.synth.specs import AUGSBURG
 
 SPEC = AUGSBURG
 HS_DTYPE = np.float64  # MATLAB double, reflectance 0..1
@@ -78,42 +78,20 @@ HS_BLUR = 1.5
 
 
 def layout(rng: np.random.Generator, scale: float) -> scene.Layout:
-    h, w = scaled_shape(SPEC, scale)
-    return scene.make_layout(
-        h,
-        w,
-        scaled_counts(SPEC.train_counts, scale),
-        scaled_counts(SPEC.test_counts, scale),
-        rng,
-        n_parcels=max(3 * SPEC.n_classes, round(N_PARCELS * scale)),
-        object_px=max(6.0, 30.0 * scale * scale),
-        norm=2.0,
-    )
-
-
-def hs_spectra(wl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mats = scene.materials(wl)
-    return (
-        np.stack([scene.mix(mats, r) for r in RECIPES]),
-        np.stack([scene.mix(mats, r) for r in GAP_RECIPES]),
-    )
+    return scene.scaled_layout(SPEC, rng, scale, n_parcels=N_PARCELS, object_px=30.0, norm=2.0)
 
 
 def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | None) -> None:
     """Write the five Augsburg .mat files into ``tmp``."""
     lay = layout(rng, scale)
-    wl = SPEC.wavelengths()
-    spectra, gap_spectra = hs_spectra(wl)
-    obj = scene.object_field(lay, rng)
-    gaps = obj < GAP_FRACTION[lay.classes - 1]
-    hs = scene.hs_cube(
+    hs, gaps = scene.gapped_hs_cube(
         lay,
-        spectra,
+        SPEC.wavelengths(),
         rng,
-        gap_spectra=gap_spectra,
-        gaps=gaps,
-        var_basis=scene.variation_basis(wl),
-        noise=scene.band_noise(wl, 0.003),
+        recipes=RECIPES,
+        gap_recipes=GAP_RECIPES,
+        gap_fraction=GAP_FRACTION,
+        noise=0.003,
         blur=HS_BLUR,
         band_order="hwb_f",
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rsmiss.synth import scene
-from rsmiss.synth.specs import HOUSTON2013, scaled_counts, scaled_shape
+from rsmiss.synth.specs import HOUSTON2013
 
 SPEC = HOUSTON2013
 CASI, HDR, LIDAR, ROI_TR, ROI_VA = SPEC.files
@@ -80,25 +80,7 @@ LINES = {9: 3.0, 10: 7.0, 11: 2.0}  # Road, Highway, Railway widths (px)
 
 def layout(rng: np.random.Generator, scale: float) -> scene.Layout:
     """The synthetic Houston layout at ``scale`` (training and test maps included)."""
-    h, w = scaled_shape(SPEC, scale)
-    return scene.make_layout(
-        h,
-        w,
-        scaled_counts(SPEC.train_counts, scale),
-        scaled_counts(SPEC.test_counts, scale),
-        rng,
-        n_parcels=max(3 * SPEC.n_classes, round(N_PARCELS * scale)),
-        linear={c: max(1.0, wd * scale) for c, wd in LINES.items()},
-        object_px=max(6.0, 40.0 * scale * scale),
-    )
-
-
-def hs_spectra(wl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mats = scene.materials(wl)
-    return (
-        np.stack([scene.mix(mats, r) for r in RECIPES]),
-        np.stack([scene.mix(mats, r) for r in GAP_RECIPES]),
-    )
+    return scene.scaled_layout(SPEC, rng, scale, n_parcels=N_PARCELS, object_px=40.0, lines=LINES)
 
 
 def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | None) -> None:
@@ -109,16 +91,14 @@ def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | N
     lay = layout(rng, scale)
     h, w = lay.shape
     wl = SPEC.wavelengths()
-    spectra, gap_spectra = hs_spectra(wl)
-    gaps = scene.object_field(lay, rng) < GAP_FRACTION[lay.classes - 1]
-    hs = scene.hs_cube(
+    hs, gaps = scene.gapped_hs_cube(
         lay,
-        spectra,
+        wl,
         rng,
-        gap_spectra=gap_spectra,
-        gaps=gaps,
-        var_basis=scene.variation_basis(wl),
-        noise=scene.band_noise(wl, 0.004),
+        recipes=RECIPES,
+        gap_recipes=GAP_RECIPES,
+        gap_fraction=GAP_FRACTION,
+        noise=0.004,
         gain=10000.0,
         band_order="bhw",
     )

@@ -17,6 +17,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from rsmiss.synth.specs import DatasetSpec, scaled_counts, scaled_shape
+
 
 class LayoutError(RuntimeError):
     """A random layout could not hold the requested labelled pixels (retry with new draws)."""
@@ -85,6 +87,17 @@ def variation_basis(wl: np.ndarray, n: int = 4) -> np.ndarray:
     return basis / np.abs(basis).max(axis=1, keepdims=True)
 
 
+def class_spectra(
+    wl: np.ndarray, recipes: tuple[dict[str, float], ...], gap_recipes: tuple[dict[str, float], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class and gap reference spectra (C, B), reflectance 0..1, mixed from ``materials``."""
+    mats = materials(wl)
+    return (
+        np.stack([mix(mats, r) for r in recipes]),
+        np.stack([mix(mats, r) for r in gap_recipes]),
+    )
+
+
 # ----------------------------------------------------------------------------- layout
 @dataclass
 class Layout:
@@ -142,6 +155,35 @@ def _line(h: int, w: int, width: float, rng: np.random.Generator) -> np.ndarray:
     yy, xx = np.ogrid[0:h, 0:w]
     dist = np.abs((xx - x0) * math.sin(ang) - (yy - y0) * math.cos(ang))
     return dist < width / 2.0
+
+
+def scaled_layout(
+    spec: DatasetSpec,
+    rng: np.random.Generator,
+    scale: float,
+    *,
+    n_parcels: int,
+    object_px: float,
+    lines: dict[int, float] | None = None,
+    norm: float = np.inf,
+) -> Layout:
+    """``make_layout`` for ``spec`` at ``scale``; sizes are given for the full-size scene.
+
+    Parcel counts shrink with the side, object areas and split counts with the area, line
+    widths with the side (never under 1 px), so a small scene keeps the full one's texture.
+    """
+    h, w = scaled_shape(spec, scale)
+    return make_layout(
+        h,
+        w,
+        scaled_counts(spec.train_counts, scale),
+        scaled_counts(spec.test_counts, scale),
+        rng,
+        n_parcels=max(3 * spec.n_classes, round(n_parcels * scale)),
+        linear={c: max(1.0, width * scale) for c, width in (lines or {}).items()},
+        object_px=max(6.0, object_px * scale * scale),
+        norm=norm,
+    )
 
 
 def make_layout(
@@ -342,6 +384,39 @@ def hs_cube(
     if band_order == "hwb_f":
         return out.reshape(n_b, w, h).transpose(2, 1, 0)
     return out.reshape(n_b, h, w)
+
+
+def gapped_hs_cube(
+    layout: Layout,
+    wl: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    recipes: tuple[dict[str, float], ...],
+    gap_recipes: tuple[dict[str, float], ...],
+    gap_fraction: np.ndarray,
+    noise: float,
+    **options,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The HS cube of a scene whose objects leave gaps (lawns, yards), and the gap mask.
+
+    A fraction ``gap_fraction`` (C,) of each class's object cells shows the class's gap
+    recipe instead of its own; the mask is returned because the other modalities must see
+    the same gaps. ``noise`` is the base sensor noise (``band_noise``); ``options`` go to
+    ``hs_cube`` (gain, blur, band_order).
+    """
+    spectra, gap_spectra = class_spectra(wl, recipes, gap_recipes)
+    gaps = object_field(layout, rng) < gap_fraction[layout.classes - 1]
+    hs = hs_cube(
+        layout,
+        spectra,
+        rng,
+        gap_spectra=gap_spectra,
+        gaps=gaps,
+        var_basis=variation_basis(wl),
+        noise=band_noise(wl, noise),
+        **options,
+    )
+    return hs, gaps
 
 
 def terrain(shape: tuple[int, int], rng: np.random.Generator, waves: int = 6) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from rsmiss.synth import scene
-from rsmiss.synth.specs import TRENTO, scaled_counts, scaled_shape
+from rsmiss.synth.specs import TRENTO
 
 SPEC = TRENTO
 REAL_FILES = ("Italy_lidar.mat", "allgrd.mat", "TRLabel.mat", "TSLabel.mat")
@@ -66,16 +66,8 @@ ROAD_WIDTH = 4.0
 
 def layout(seed_rng: np.random.Generator, scale: float) -> scene.Layout:
     """The synthetic Trento layout at ``scale`` (label maps included)."""
-    h, w = scaled_shape(SPEC, scale)
-    return scene.make_layout(
-        h,
-        w,
-        scaled_counts(SPEC.train_counts, scale),
-        scaled_counts(SPEC.test_counts, scale),
-        seed_rng,
-        n_parcels=max(3 * SPEC.n_classes, round(N_PARCELS * scale)),
-        linear={6: max(1.0, ROAD_WIDTH * scale)},
-        object_px=max(6.0, 40.0 * scale * scale),
+    return scene.scaled_layout(
+        SPEC, seed_rng, scale, n_parcels=N_PARCELS, object_px=40.0, lines={6: ROAD_WIDTH}
     )
 
 
@@ -119,32 +111,20 @@ def _real_layout(real_from: Path, rng: np.random.Generator) -> scene.Layout:
     return scene.Layout(classes, parcel, n_parcels, objects, n_obj, train, test)
 
 
-def hs_spectra(wl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Class and gap reference spectra (C, B), reflectance 0..1."""
-    mats = scene.materials(wl)
-    return (
-        np.stack([scene.mix(mats, r) for r in RECIPES]),
-        np.stack([scene.mix(mats, r) for r in GAP_RECIPES]),
-    )
-
-
 def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | None) -> None:
     """Write the five Trento files into ``tmp``."""
     if real_from is not None:
         lay = _real_layout(real_from, rng)
     else:
         lay = layout(rng, scale)
-    wl = SPEC.wavelengths()
-    spectra, gap_spectra = hs_spectra(wl)
-    gaps = scene.object_field(lay, rng) < GAP_FRACTION[lay.classes - 1]
-    hs = scene.hs_cube(
+    hs, gaps = scene.gapped_hs_cube(
         lay,
-        spectra,
+        SPEC.wavelengths(),
         rng,
-        gap_spectra=gap_spectra,
-        gaps=gaps,
-        var_basis=scene.variation_basis(wl),
-        noise=scene.band_noise(wl, 0.004),
+        recipes=RECIPES,
+        gap_recipes=GAP_RECIPES,
+        gap_fraction=GAP_FRACTION,
+        noise=0.004,
         band_order="hwb_f",
     )
     hs = np.rint(np.clip(hs, 0.0, 1.0) * 10000.0).astype(HS_DTYPE, order="F")

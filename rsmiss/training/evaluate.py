@@ -9,21 +9,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import torch
+from typing import Any
 
 from rsmiss.errors import DataError
+from rsmiss.training.rundir import Run, resolve_device
 from rsmiss.workspace import Workspace, write_json_atomic
-
-if TYPE_CHECKING:
-    from rsmiss.training.rundir import Run
-
-
-def _device(device: str | None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _scenario_path(run: Run, scenario: str | os.PathLike[str]) -> Path:
@@ -69,7 +59,7 @@ def evaluate_run(
             f"{path}: scenario modalities {list(sc.modalities)} differ from the run's "
             f"{list(run.model_info['modalities'])}"
         )
-    dev = _device(device)
+    dev = resolve_device(device)
     model = run.load_model(dev)
     data = load_run_data(
         cube_path,
@@ -138,7 +128,7 @@ def predict_run(
         raise
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"cannot open cube ({type(exc).__name__})", source=str(cube_path)) from None
-    dev = _device(device)
+    dev = resolve_device(device)
     scene = scene_for_run(
         ds, modalities, run.model_info["modalities"], cfg.patch_size, dev, str(cube_path)
     )

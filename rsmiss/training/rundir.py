@@ -20,6 +20,13 @@ from rsmiss.training.config import RunConfig
 from rsmiss.workspace import Workspace
 
 
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as given, else the first GPU when there is one, else the CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 class Run:
     """A run directory: its config and results, and the trained model on demand."""
 
@@ -77,35 +84,17 @@ class Run:
             ckpt_path, run_id=self.run_id, backbone_hash=model.config.get("backbone_hash")
         )
         model.load_trainable_state_dict(ckpt["model"])
-        dev = (
-            torch.device(device)
-            if device
-            else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        )
-        return model.to(dev).eval()
+        return model.to(resolve_device(device)).eval()
 
-    def predict(
-        self,
-        cube: str | os.PathLike[str] | None = None,
-        *,
-        missing: tuple[str, ...] = (),
-        out: str | os.PathLike[str] | None = None,
-        batch_size: int = 2048,
-        device: str | None = None,
-        progress: bool = False,
-    ) -> Path:
-        """Classify every pixel of ``cube`` (default: the run's own); returns the GeoTIFF path."""
+    def predict(self, cube: str | os.PathLike[str] | None = None, **options: Any) -> Path:
+        """Classify every pixel of ``cube`` (default: the run's own); returns the GeoTIFF path.
+
+        ``options`` (missing, out, batch_size, device, progress) and their defaults are
+        those of :func:`rsmiss.training.evaluate.predict_run`, kept in that one place.
+        """
         from rsmiss.training.evaluate import predict_run
 
-        return predict_run(
-            self,
-            cube=cube,
-            missing=missing,
-            out=out,
-            batch_size=batch_size,
-            device=device,
-            progress=progress,
-        )
+        return predict_run(self, cube=cube, **options)
 
     def evaluate(self, scenario: str | os.PathLike[str]) -> dict[str, Any]:
         """Re-score on another scenario's test masks; writes ``eval/<scenario-id>.json``."""
