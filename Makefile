@@ -37,12 +37,12 @@ benchmark-smoke: $(STAMP)
 	$(BIN)/rsmiss benchmark pipelines/smoke.yaml --root $(ROOT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check rsmiss tests
-	$(BIN)/ruff format --check rsmiss tests
+	$(BIN)/ruff check rsmiss tests benchmarks
+	$(BIN)/ruff format --check rsmiss tests benchmarks
 
 format: $(STAMP)
-	$(BIN)/ruff format rsmiss tests
-	$(BIN)/ruff check --fix rsmiss tests
+	$(BIN)/ruff format rsmiss tests benchmarks
+	$(BIN)/ruff check --fix rsmiss tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -62,13 +62,13 @@ def make_cube(
     ds = xr.Dataset(
         {
             "label": ("sample", label.astype(np.int64)),
-            "split": ("sample", split.astype("U5")),
+            "split": ("sample", split.astype(object)),  # as ingest writes it
             "row": ("sample", rows.astype(np.int64)),
             "col": ("sample", cols.astype(np.int64)),
             "observed": (("sample", "modality"), observed),
             "label_map": (("y", "x"), label_map),
         },
-        coords={"modality": list(modalities)},
+        coords={"modality": np.array(modalities, dtype=object)},
         attrs={
             "dataset": dataset,
             "cube_id": cube_id,
