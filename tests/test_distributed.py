@@ -34,3 +34,31 @@ def test_two_cpu_processes_match_single_process(tmp_path_factory):
         assert abs(got["overall"][key] - want["overall"][key]) <= TOLERANCE, (key, got, want)
     for name, scores in want["by_pattern"].items():
         assert got["by_pattern"][name]["n"] == scores["n"]
+
+
+def test_killed_parent_leaves_no_orphan_ranks(tmp_path_factory):
+    """kill -9 of `rsmiss train --devices 2`: its spawned ranks die with it (no orphans)."""
+    import signal
+    import time
+
+    import psutil
+    from training_env import rsmiss_subprocess
+
+    root = fresh_workspace(tmp_path_factory, "ddp-kill")
+    proc = rsmiss_subprocess(["train", "--root", str(root), *TRAIN_ARGS, "--devices", "2"])
+    parent = psutil.Process(proc.pid)
+    try:
+        deadline = time.monotonic() + 120
+        ranks: list[psutil.Process] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            # the two ranks (plus the spawn context's resource tracker) are children
+            ranks = [c for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+            if len(ranks) == 2:
+                break
+            time.sleep(0.05)
+        assert len(ranks) == 2, "the two ranks never started"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    gone, alive = psutil.wait_procs(ranks, timeout=20)
+    assert not alive, f"orphan ranks left behind: {[p.pid for p in alive]}"

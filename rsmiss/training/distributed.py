@@ -92,7 +92,29 @@ def info_from_env() -> DistInfo:
     )
 
 
+def _die_with_parent() -> None:
+    """Ask the kernel to SIGKILL this rank when its parent dies (Linux ``PR_SET_PDEATHSIG``).
+
+    A ``kill -9`` of ``rsmiss train --devices N`` runs no cleanup in the parent, so without
+    this its ranks would live on as orphans (and keep training into the run directory).
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _spawn_entry(local_rank: int, world_size: int, port: int, fn: Callable, args: tuple) -> None:
+    _die_with_parent()
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     if not torch.cuda.is_available():
