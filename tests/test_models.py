@@ -73,8 +73,9 @@ def test_only_adapters_projections_and_head_train():
     assert not any(k.startswith("backbone.") and ".ffn_adapter." not in k for k in sd)
 
 
-def test_b_zero_keeps_the_frozen_model_exactly():
-    model = tiny("mamol").eval()
+@pytest.mark.parametrize("method", ["mamol", "moe_rep", "moe_ada", "moe_task"])
+def test_b_zero_keeps_the_frozen_model_exactly(method):
+    model = tiny(method).eval()
     available = all_patterns(2)
     inputs = batch(modalities(2), available)
     with torch.no_grad():
@@ -86,7 +87,19 @@ def test_b_zero_keeps_the_frozen_model_exactly():
         frozen = model.features(inputs, available)
         for b, a in zip(blocks, saved, strict=True):
             b.ffn_adapter = a
-    assert torch.equal(adapted, frozen)
+    torch.testing.assert_close(adapted, frozen, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["moe_rep", "moe_ada"])
+def test_top1_moe_routers_learn_from_the_task_loss(method):
+    """A top-1 gate that is constant 1 would leave the router to the balancing loss alone."""
+    model = tiny(method).train()
+    randomise_lora_b(model)
+    available = all_patterns(2)
+    out = model(batch(modalities(2), available), available)
+    out.logits.square().sum().backward()  # the task loss only, no aux_loss
+    grads = [a.router.weight.grad for a in adapters(model)]
+    assert all(g is not None and g.abs().sum() > 1e-4 for g in grads)  # not rounding noise
 
 
 def make_ctx(pattern, available, modality, n_patterns=3):
@@ -254,3 +267,9 @@ def test_checkpoint_round_trip_and_lazy_export():
     with pytest.raises(DataError, match="no modality"):
         model(inputs, torch.tensor([[True, False], [False, False], [True, True]]))
     assert rsmiss.build_model is build_model
+
+
+@pytest.mark.parametrize("key", ["rank", "router_hidden", "pattern_dim", "experts"])
+def test_mamol_sizes_below_one_are_config_errors(key):
+    with pytest.raises(ConfigError, match=key):
+        tiny("mamol", **{key: 0})

@@ -82,7 +82,9 @@ class MultimodalClassifier(nn.Module):
         flat = feats.new_zeros(b * m, feats.shape[-1]).index_copy(0, row * m + mod, feats)
         logits = self.head(flat.view(b, -1))
         aux = (
-            torch.stack([a.float() for a in ctx.aux]).sum()
+            # mean over the adapted blocks, so the loss weight (0.01 for moe_ada) is the weight
+            # of the whole model's balancing loss, as in Mixtral's single loss over all layers
+            torch.stack([a.float() for a in ctx.aux]).mean()
             if ctx.aux
             else logits.new_zeros((), dtype=torch.float32)
         )

@@ -6,6 +6,12 @@
 - `AdapterMoE` (moe_ada, MoE-LoRA): the frozen FFN stays; a noisy top-k token router over
   LoRA experts beside it; Mixtral-form gates (softmax, top-k, renormalised) and
   load-balancing loss.
+
+Top-1 gates of both (`unit_gate`): a renormalised top-1 gate is the constant 1, so the task
+loss would never reach the router, and Switch's raw gate (about 1/N at init) would scale
+the frozen FFN down before any training. The gate is therefore 1 in value with the raw
+gate's gradient (`p / p.detach()`): the model starts exactly as the frozen one and the router
+still learns from the task, as MaMOL's raw-gate rule intends (DESIGN.md §5).
 - `TaskMoE` (moe_task, MOELoRA): dense gate from the missing pattern alone; the experts are
   slices of one LoRA (rank / experts each) beside the frozen FFN; no balancing loss.
 """
@@ -18,6 +24,11 @@ from torch import nn
 
 from rsmiss.models.adapters.lora import LoRABank, LoRAConfig
 from rsmiss.models.context import PassContext
+
+
+def unit_gate(top: torch.Tensor) -> torch.Tensor:
+    """Value 1, gradient of log(top) — see the module docstring (top-1 gates)."""
+    return top / top.detach()
 
 
 def load_balancing_loss(probs: torch.Tensor, top_idx: torch.Tensor, n: int) -> torch.Tensor:
@@ -49,7 +60,7 @@ class ReplacementMoE(nn.Module):
         ctx.aux.append(self.aux_weight * load_balancing_loss(probs, idx, self.experts))
         if self.top_k == 1:  # one expert per token: the experts share W, so one pass
             onehot = F.one_hot(idx[..., 0], self.experts).to(z.dtype)
-            return top.to(z.dtype) * self.expert_ffn(z, mlp, onehot)
+            return unit_gate(top).to(z.dtype) * self.expert_ffn(z, mlp, onehot)
         weights = top / top.sum(-1, keepdim=True)  # DeepSpeed top-2 renormalises
         coef = torch.zeros_like(probs).scatter(-1, idx, weights).to(z.dtype)
         out = torch.zeros_like(z)
@@ -76,7 +87,10 @@ class AdapterMoE(nn.Module):
         probs = logits.softmax(-1)
         top, idx = probs.topk(self.top_k, dim=-1)
         ctx.aux.append(self.aux_weight * load_balancing_loss(probs, idx, self.experts))
-        weights = top / top.sum(-1, keepdim=True)  # Mixtral: renormalised over the top-k
+        if self.top_k == 1:
+            weights = unit_gate(top)
+        else:
+            weights = top / top.sum(-1, keepdim=True)  # Mixtral: renormalised over the top-k
         coef = torch.zeros_like(probs).scatter(-1, idx, weights)
         return mlp(z) + self.lora(z, coef)
 

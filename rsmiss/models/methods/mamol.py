@@ -21,6 +21,9 @@ def attach(model: Any, options: dict[str, Any]) -> None:
     tower = model.backbone
     if options["layers"] is None:
         options["layers"] = default_layers(tower.cfg.layers)
+    for key in ("experts", "rank", "router_hidden", "pattern_dim"):
+        if options[key] < 1:
+            raise ConfigError(f"option {key}={options[key]} must be at least 1")
     if not 1 <= options["top_k"] <= options["experts"]:
         raise ConfigError(f"option top_k={options['top_k']} must be between 1 and experts")
     cfg = MaMOLConfig(**{k: options[k] for k in MaMOLConfig.__dataclass_fields__ if k in options})
