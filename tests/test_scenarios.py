@@ -303,6 +303,12 @@ def test_unobserved_samples_stay_missing_and_count(tmp_path: Path):
     assert result.exit_code == 0 and "warning:" in result.output
     s = load_scenario(tmp_path / "scenarios" / "trento" / "hs-r0.10-s0.npz")
     assert not s.test[~inputs.observed[s.test_index, 1], 1].any()
+    # LiDAR gaps under an HS-missing request: said, not silently counted as HS missing
+    result = run("--rate", "0.5", "--pattern", "hs", "--root", str(tmp_path))
+    assert result.exit_code == 0
+    assert "modality combination this scenario does not ask for" in result.output
+    result = run("--rate", "0.5", "--pattern", "other", "--root", str(tmp_path), "--force")
+    assert "does not ask for" not in result.output  # LiDAR gaps are the requested pattern
 
 
 def test_test_overrides_and_ids(trento_root: Path):

@@ -92,6 +92,7 @@ class Allocation:
     unobserved: int  # samples the cube records as not observed for some modality
     excess: int  # of those, how many exceeded the missing quota
     none_observed: int  # samples the cube observed in no modality at all
+    unmatched: int = 0  # unobserved samples whose gaps match no requested pattern
 
 
 def allocate_split(
@@ -122,11 +123,12 @@ def allocate_split(
     # Samples the cube did not observe: they keep exactly what they lack and use up quota.
     forced = unobserved.any(1)
     consumed = np.zeros(k, dtype=np.int64)
-    excess = 0
+    excess = unmatched = 0
     groups, group_size = np.unique(unobserved[forced], axis=0, return_counts=True)
     pending: list[tuple[np.ndarray, int]] = []
     for lack, size in zip(groups, group_size, strict=True):
         same = np.flatnonzero((missing == lack).all(1))
+        unmatched += 0 if len(same) else int(size)
         take = min(int(size), int(quota[same[0]])) if len(same) else 0
         if take:
             consumed[same[0]] += take
@@ -172,4 +174,5 @@ def allocate_split(
         unobserved=int(forced.sum()),
         excess=int(excess),
         none_observed=int(unobserved.all(1).sum()) if m else 0,
+        unmatched=unmatched,
     )

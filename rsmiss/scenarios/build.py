@@ -344,6 +344,12 @@ def _warnings(request: Request, allocations: dict[str, Allocation]) -> list[str]
                 f"{a.excess} more than the missing quota; they stay missing, so this split's "
                 "missing rate is above the one requested"
             )
+        if a.unmatched:
+            out.append(
+                f"{tag}: {a.unmatched} samples lack (in the cube's raw data) a modality "
+                "combination this scenario does not ask for; they stay missing and use up the "
+                "quota of the closest pattern, so fewer samples get the requested pattern"
+            )
         if a.none_observed:
             out.append(f"{tag}: {a.none_observed} samples have no observed modality at all")
     return out

@@ -183,7 +183,8 @@ def _cube_id_of(cube: Any) -> str:
 
 
 def load_scenario(path: str | os.PathLike[str], cube: Any = None) -> Scenario:
-    """Read and verify a scenario file; with ``cube`` (dataset, path or cube_id) check it too."""
+    """Read and verify a scenario file; with ``cube`` (an opened cube, its path or its cube_id)
+    check that the masks were built for that cube."""
     path = Path(path)
     bad = "rebuild it with 'rsmiss scenarios ... --force'"
     if not path.is_file():
