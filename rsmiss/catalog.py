@@ -71,6 +71,9 @@ class FileSpec(StrictModel):
         return fmt
 
 
+_NAME_KIND = {"hs": "hyperspectral", "lidar": "lidar", "sar": "sar"}
+
+
 class WavelengthRange(StrictModel):
     """Evenly spaced band centres, as papers usually state them (first and last, nm)."""
 
@@ -89,6 +92,11 @@ class ModalitySpec(StrictModel):
     )
     wavelengths: list[float] | WavelengthRange | None = None
     resampling: Literal["bilinear", "nearest", "cubic", "average"] = "bilinear"
+    kind: Literal["hyperspectral", "lidar", "sar", "other"] | None = Field(
+        None,
+        description="sensor kind; hyperspectral patches are stored as float16 (default: from "
+        "the name - hs, lidar, sar - else hyperspectral when wavelengths are given, else other)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -108,6 +116,15 @@ class ModalitySpec(StrictModel):
         if isinstance(self.wavelengths, list) and len(self.wavelengths) != self.bands:
             raise ValueError(f"wavelengths has {len(self.wavelengths)} entries, bands={self.bands}")
         return self
+
+    @property
+    def modality_kind(self) -> str:
+        """``kind`` as given, else inferred (``hs`` -> hyperspectral, has wavelengths -> too)."""
+        if self.kind is not None:
+            return self.kind
+        if self.name in _NAME_KIND:
+            return _NAME_KIND[self.name]
+        return "hyperspectral" if self.wavelengths is not None else "other"
 
     def wavelength_list(self) -> list[float] | None:
         if self.wavelengths is None:
@@ -180,7 +197,9 @@ class DatasetSpec(StrictModel):
     title: str = ""
     description: str = ""
     citation: str = ""
-    reference: str | None = Field(None, description="modality whose grid the others follow")
+    reference: str | None = Field(
+        None, description="modality whose grid the others follow (default: hs, else the first)"
+    )
     shape: tuple[int, int] | None = Field(None, description="scene height, width")
     modalities: list[ModalitySpec] = Field(min_length=1)
     classes: list[ClassSpec] = Field(default_factory=list)
@@ -204,7 +223,10 @@ class DatasetSpec(StrictModel):
 
     @property
     def reference_name(self) -> str:
-        return self.reference or self.modalities[0].name
+        if self.reference is not None:
+            return self.reference
+        names = self.modality_names
+        return "hs" if "hs" in names else names[0]  # DESIGN.md §3: the HS grid by default
 
     @property
     def class_names(self) -> list[str]:
@@ -222,7 +244,11 @@ class DatasetSpec(StrictModel):
 
     def canonical_json(self) -> str:
         """The spec as deterministic JSON: part of the cube id, independent of YAML layout."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        doc = self.model_dump(mode="json")
+        for m in doc["modalities"]:  # unset kind: as before the field existed (same cube ids)
+            if m.get("kind") is None:
+                m.pop("kind", None)
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
 def catalog_names() -> list[str]:

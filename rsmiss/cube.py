@@ -27,7 +27,7 @@ def _lazy_patches(ds: Any, path: Path, modality: str, patch_size: int, chunk: in
     rows = ds["row"].values
     cols = ds["col"].values
     bands = scene.shape[0]
-    dtype = patch_dtype(modality)
+    dtype = patch_dtype(modality, ds.attrs.get(f"kind_{modality}"))
     cut = dask.delayed(cut_patches, pure=False)
     blocks = [
         da.from_delayed(
@@ -60,7 +60,7 @@ def open_cube(path: str | Path) -> Any:
         p = int(attrs["patch_size"])
         names = list(attrs["modalities"])
         bands = [ds.sizes[f"{m}_band"] for m in names]
-        chunk = patch_chunk(bands, p, names)
+        chunk = patch_chunk(bands, p, names, [attrs.get(f"kind_{m}") for m in names])
         for m in names:
             ds[m] = (("sample", f"{m}_band", "py", "px"), _lazy_patches(ds, path, m, p, chunk))
         ds.attrs = dict(attrs)
@@ -124,11 +124,14 @@ class _CubeDatasetMixin:
         if self._scenes is None:  # loaded on first use, so forked DataLoader workers share it
             self._scenes = {  # pixel-major in the patch dtype: the fastest layout to cut from
                 m: np.ascontiguousarray(
-                    self._ds[f"scene_{m}"].values.transpose(1, 2, 0), dtype=patch_dtype(m)
+                    self._ds[f"scene_{m}"].values.transpose(1, 2, 0), dtype=self._dtype(m)
                 )
                 for m in self.modalities
             }
         return self._scenes
+
+    def _dtype(self, m: str) -> np.dtype:
+        return patch_dtype(m, self._ds.attrs.get(f"kind_{m}"))
 
     def __len__(self) -> int:
         return int(self.index.size)
@@ -140,7 +143,7 @@ class _CubeDatasetMixin:
         r, c = self.rows[j : j + 1], self.cols[j : j + 1]
         out: dict[str, Any] = {}
         for m, scene in self._scene().items():
-            patch = cut_patches(scene, r, c, self.patch_size, patch_dtype(m), layout="hwc")[0]
+            patch = cut_patches(scene, r, c, self.patch_size, self._dtype(m), layout="hwc")[0]
             out[m] = torch.from_numpy(patch.astype(np.float32))
         out["label"] = torch.tensor(self.labels[j], dtype=torch.long)
         return out

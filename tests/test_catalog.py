@@ -52,6 +52,7 @@ def test_augsburg_has_three_modalities_and_houston_uses_roi_files():
 def test_example_user_yaml_is_valid():
     spec = load_catalog(CATALOG_DIR / "examples" / "user_geotiff.yaml")
     assert spec.split.method == "random" and spec.split.train_per_class == 20
+    assert spec.modalities[0].kind == "hyperspectral" and spec.reference_name == "hs"
     assert (
         spec.modalities[1].source.reader == "geotiff" and spec.modalities[1].source.nodata == -9999
     )
@@ -95,3 +96,48 @@ def test_schema_errors_name_file_and_field(tmp_path, edit, field):
     assert "mine.yaml" in str(exc.value) and field in str(exc.value)
     res = CliRunner().invoke(main, ["ingest", str(p)])
     assert res.exit_code == 2 and "mine.yaml" in res.output
+
+
+def _user_doc(modalities: list[dict]) -> dict:
+    return {
+        "name": "mine",
+        "modalities": modalities,
+        "classes": [{"name": "a"}],
+        "split": {"method": "none"},
+    }
+
+
+def test_default_reference_is_hs_else_the_first_modality(tmp_path):
+    import yaml
+
+    lidar = {"name": "lidar", "bands": 1, "source": {"file": "dsm.tif"}}
+    hs = {"name": "hs", "bands": 4, "source": {"file": "hs.tif"}}
+    p = tmp_path / "mine.yaml"
+    p.write_text(yaml.safe_dump(_user_doc([lidar, hs])))
+    assert load_catalog(p).reference_name == "hs"
+    p.write_text(yaml.safe_dump(dict(_user_doc([lidar, hs]), reference="lidar")))
+    assert load_catalog(p).reference_name == "lidar"
+    p.write_text(yaml.safe_dump(_user_doc([lidar, dict(hs, name="vnir")])))
+    assert load_catalog(p).reference_name == "lidar"
+
+
+def test_modality_kind_defaults_from_name_or_wavelengths(tmp_path):
+    import yaml
+
+    mods = [
+        {"name": "lidar", "bands": 1, "source": {"file": "a.tif"}},
+        {"name": "hs", "bands": 2, "source": {"file": "b.tif"}},
+        {"name": "vnir", "bands": 2, "source": {"file": "c.tif"}, "wavelengths": [500, 600]},
+        {"name": "dem", "bands": 1, "source": {"file": "d.tif"}},
+        {"name": "sar", "bands": 2, "source": {"file": "e.tif"}},
+        {"name": "cube", "bands": 2, "source": {"file": "f.tif"}, "kind": "hyperspectral"},
+    ]
+    p = tmp_path / "mine.yaml"
+    p.write_text(yaml.safe_dump(_user_doc(mods)))
+    spec = load_catalog(p)
+    kinds = [m.modality_kind for m in spec.modalities]
+    assert kinds == ["lidar", "hyperspectral", "hyperspectral", "other", "sar", "hyperspectral"]
+    mods[0]["kind"] = "thermal"
+    p.write_text(yaml.safe_dump(_user_doc(mods)))
+    with pytest.raises(ConfigError, match="modalities.0.kind"):
+        load_catalog(p)

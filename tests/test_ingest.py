@@ -4,6 +4,7 @@ cube layout, idempotence, atomicity and every bad input (one line, exit 2, nothi
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -632,3 +633,151 @@ def test_bad_flags_are_one_line_errors(small_trento, tmp_path):
         root,
         "--workers",
     )
+
+
+# --------------------------------------------------------------------------- review fixes
+def test_real_from_cube_id_does_not_depend_on_where_the_real_files_were(real_trento, tmp_path):
+    ids = []
+    for k in ("a", "b"):
+        copy = tmp_path / f"copy_{k}" / "trento"
+        shutil.copytree(real_trento, copy)
+        raw = synthesize("trento", tmp_path / f"raw_{k}", seed=0, real_from=copy)
+        root = tmp_path / f"root_{k}"
+        res = cli(
+            "ingest", "trento", "--raw", raw, "--root", root, "--patch-size", 3, "--no-patches"
+        )
+        assert res.exit_code == 0, res.output
+        ids.append(json.loads((root / "cubes" / "trento.zarr" / "zarr.json").read_text()))
+    assert (
+        ids[0]["attributes"]["synthetic_info"]["real_from"]
+        != ids[1]["attributes"]["synthetic_info"]["real_from"]
+    )
+    assert ids[0]["attributes"]["cube_id"] == ids[1]["attributes"]["cube_id"]
+
+
+def test_envi_header_change_is_not_up_to_date(tmp_path):
+    import rasterio
+
+    raw, g = _geo_dataset(tmp_path)
+    with rasterio.open(raw / "dsm.tif") as src:  # the LiDAR as ENVI: dsm.img + dsm.hdr
+        data, crs, t = src.read(), src.crs, src.transform
+    (raw / "dsm.tif").unlink()
+    with rasterio.open(
+        raw / "dsm.img", "w", driver="ENVI", height=data.shape[1], width=data.shape[2],
+        count=1, dtype=data.dtype, crs=crs, transform=t,
+    ) as ds:  # fmt: skip
+        ds.write(data)
+    g["doc"]["modalities"][1]["source"]["file"] = "dsm.img"
+    yml = tmp_path / "geo.yaml"
+    yml.write_text(yaml.safe_dump(g["doc"]))
+    root = tmp_path / "root"
+    args = ("ingest", yml, "--raw", raw, "--root", root, "--patch-size", 3, "--no-patches")
+    assert cli(*args).exit_code == 0
+    meta = root / "cubes" / "geo.zarr" / "zarr.json"
+    first = json.loads(meta.read_text())["attributes"]
+    assert "dsm.hdr" in first["checksums"]
+    assert "up to date" in cli(*args).output
+    hdr = raw / "dsm.hdr"
+    lines = hdr.read_text().splitlines()
+    i = next(i for i, ln in enumerate(lines) if ln.startswith("map info"))
+    parts = lines[i].split(",")  # {proj, ref x, ref y, west, north, ...}: shift one pixel west
+    parts[3] = f" {float(parts[3]) - abs(t.a)!r}"
+    lines[i] = ",".join(parts)
+    hdr.write_text("\n".join(lines) + "\n")
+    res = cli(*args)
+    assert res.exit_code == 0 and "up to date" not in res.output, res.output
+    second = json.loads(meta.read_text())["attributes"]
+    assert second["cube_id"] != first["cube_id"]
+
+
+def test_crs_that_cannot_be_reprojected_prints_one_short_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    raw, g = _geo_dataset(tmp_path, lidar_crs='LOCAL_CS["lab",UNIT["metre",1]]')
+    yml = tmp_path / "geo.yaml"
+    yml.write_text(yaml.safe_dump(g["doc"]))
+    cmd = [sys.executable, "-c", "from rsmiss.cli import main; main()", "ingest", str(yml)]
+    cmd += ["--raw", str(raw), "--root", str(tmp_path / "root")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "dsm.tif" in lines[0] and "cannot be reprojected" in lines[0] and "lab" in lines[0]
+    assert "PROJJSON" not in lines[0] and "$schema" not in lines[0] and len(lines[0]) < 400
+
+
+def test_label_raster_nodata_is_unlabelled(tmp_path):
+    import rasterio
+
+    raw, g = _geo_dataset(tmp_path)
+    with rasterio.open(raw / "labels.tif") as src:
+        lab, crs, t = src.read(), src.crs, src.transform
+    lab[0, 29, :] = 255  # the last row: no data
+    _tif(raw / "labels.tif", lab, crs, t, nodata=255)
+    yml = tmp_path / "geo.yaml"
+    yml.write_text(yaml.safe_dump(g["doc"]))
+    root = tmp_path / "root"
+    res = cli("ingest", yml, "--raw", raw, "--root", root, "--patch-size", 3, "--no-patches")
+    assert res.exit_code == 0, res.output
+    ds = open_cube(root / "cubes" / "geo.zarr")
+    lm = ds["label_map"].values
+    assert (lm[29] == 0).all() and lm.max() == 3 and (lm[:29] == lab[0, :29]).all()
+
+
+def test_float16_follows_the_modality_kind_not_its_name(tmp_path):
+    raw, g = _geo_dataset(tmp_path)
+    doc = g["doc"]
+    doc["reference"] = "vnir"
+    doc["modalities"][0]["name"] = "vnir"  # hyperspectral by its wavelengths
+    doc["modalities"][0]["wavelengths"] = {"start": 400.0, "stop": 1000.0}
+    doc["modalities"][1]["kind"] = "lidar"
+    yml = tmp_path / "geo.yaml"
+    yml.write_text(yaml.safe_dump(doc))
+    root = tmp_path / "root"
+    res = cli("ingest", yml, "--raw", raw, "--root", root, "--patch-size", 3)
+    assert res.exit_code == 0, res.output
+    ds = open_cube(root / "cubes" / "geo.zarr")
+    assert ds["vnir"].dtype == np.float16 and ds["lidar"].dtype == np.float32
+    assert ds.attrs["kind_vnir"] == "hyperspectral"
+    lazy = ingest_no_patches(yml, raw, tmp_path / "root2")  # patches cut on the fly
+    assert lazy["vnir"].dtype == np.float16 and lazy["lidar"].dtype == np.float32
+    np.testing.assert_array_equal(lazy["vnir"].values, ds["vnir"].values)
+
+
+def ingest_no_patches(yml, raw, root):
+    from rsmiss.ingest import ingest
+
+    r = ingest(yml, raw=raw, root=root, patch_size=3, patches=False, progress=False)
+    return open_cube(r.path)
+
+
+def test_killed_synth_over_a_folder_is_refused_by_ingest(tmp_path, monkeypatch):
+    import rsmiss.synth as synth_mod
+    from rsmiss.errors import DataError
+    from rsmiss.ingest import ingest
+
+    raw = tmp_path / "raw"
+    synthesize("trento", raw, seed=0, scale=SMALL)
+    ingest("trento", raw=raw, root=tmp_path / "r0", patches=False, progress=False)
+    calls = []
+    real_replace = os.replace
+
+    def replace(a, b):  # SIGKILL after the second file landed
+        calls.append(b)
+        if len(calls) > 2:
+            raise KeyboardInterrupt
+        real_replace(a, b)
+
+    monkeypatch.setattr(synth_mod.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize("trento", raw, seed=1, scale=SMALL)
+    monkeypatch.undo()
+    assert (raw / "SYNTHETIC").is_file()  # never looks like real data
+    with pytest.raises(DataError, match=r"SYNTHETIC.*rsmiss synth"):
+        ingest("trento", raw=raw, root=tmp_path / "r1", patches=False, progress=False)
+    assert not (tmp_path / "r1" / "cubes" / "trento.zarr").exists()
+    synthesize("trento", raw, seed=1, scale=SMALL)  # re-running synth repairs it
+    ingest("trento", raw=raw, root=tmp_path / "r1", patches=False, progress=False)

@@ -227,6 +227,31 @@ def test_overwrites_dataset_files_keeps_others(tmp_path):
     assert not list(out.glob(".tmp-*")) and not list(tmp_path.glob(".tmp-*"))
 
 
+def test_marker_lands_first_and_vouches_for_every_file(tmp_path, monkeypatch):
+    import os
+
+    import rsmiss.synth as synth_mod
+
+    out = tmp_path / "o"
+    order = []
+    real_replace = os.replace
+
+    def replace(a, b):
+        order.append(
+            (Path(b).name, json.loads(Path(a).read_text()) if Path(b).name == MARKER else None)
+        )
+        real_replace(a, b)
+
+    monkeypatch.setattr(synth_mod.os, "replace", replace)
+    synthesize("trento", out, seed=3, scale=0.1)
+    monkeypatch.undo()
+    assert order[0][0] == MARKER and order[0][1]["state"] == "publishing"  # before any data
+    assert order[-1][0] == MARKER and order[-1][1]["state"] == "complete"
+    marker = json.loads((out / MARKER).read_text())
+    files = {k: v for k, v in digest(out).items() if k != MARKER}
+    assert marker["sha256"] == files and marker["state"] == "complete"
+
+
 def test_failure_midway_writes_nothing(tmp_path, monkeypatch):
     from rsmiss.synth import trento
 

@@ -40,7 +40,9 @@ from rsmiss.commands.options import root_option
 )
 @click.option("--strict", is_flag=True, help="Checksum mismatches are errors, not warnings.")
 @click.option("--force", is_flag=True, help="Rebuild even if the cube is up to date.")
-@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--quiet", is_flag=True, help="No progress bars (they show only when stderr is a terminal)."
+)
 def ingest_cmd(
     dataset, raw, root, patch_size, no_patches, workers, scheduler, strict, force, quiet
 ):
@@ -66,7 +68,7 @@ def ingest_cmd(
         scheduler=scheduler,
         strict=strict,
         force=force,
-        progress=not quiet,
+        progress=False if quiet else None,
     )
 
 

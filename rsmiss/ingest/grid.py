@@ -8,6 +8,7 @@ stays bounded; plain arrays must already have the reference's height and width.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,19 +86,23 @@ class Aligned:
         return min(xs), min(ys), max(xs), max(ys)
 
     def _check_reprojectable(self, ref_path: Any) -> None:
+        import rasterio
         from rasterio.warp import transform_bounds
 
         try:
-            b = transform_bounds(
-                self.grid.crs, self.src.crs, *self._dst_bounds(0, self.grid.height)
-            )
+            # Inside an Env, rasterio turns GDAL/PROJ errors into exceptions instead of letting
+            # GDAL dump them (a PROJJSON dump of both CRSs) on stderr.
+            with rasterio.Env():
+                b = transform_bounds(
+                    self.grid.crs, self.src.crs, *self._dst_bounds(0, self.grid.height)
+                )
             if not all(math.isfinite(v) for v in b):
                 raise ValueError("non-finite bounds")
         except Exception as exc:
             raise DataError(
                 f"{self.src.path}: CRS {_crs_name(self.src.crs)} cannot be reprojected to the "
-                f"reference CRS {_crs_name(self.grid.crs)} of {ref_path} ({exc}); "
-                "give both rasters compatible CRSs"
+                f"reference CRS {_crs_name(self.grid.crs)} of {ref_path} (no usable coordinate "
+                "transformation between them); give both rasters compatible CRSs"
             ) from exc
         s = self.src
         sb = _bounds(s.transform, s.width, s.height)
@@ -114,8 +119,25 @@ class Aligned:
         else:
             arr = self._warp(row0, row1)
         if self.categorical:
-            return arr
+            return arr if not self.direct else self._unlabel(arr)
         return self._mask(arr)
+
+    def _unlabel(self, arr: np.ndarray) -> np.ndarray:
+        """Label raster: its nodata value (file's own or the catalog's) means unlabelled (0)."""
+        nodata = self.src.nodata
+        if nodata is None:
+            return arr
+        if math.isnan(nodata):
+            if arr.dtype.kind != "f":
+                return arr
+            bad = np.isnan(arr)
+        else:
+            bad = arr == nodata
+        if not bad.any():
+            return arr
+        out = arr.copy()
+        out[bad] = 0
+        return out
 
     def _mask(self, arr: np.ndarray) -> np.ndarray:
         out = arr.astype(np.float32, copy=True)
@@ -126,6 +148,7 @@ class Aligned:
         return out
 
     def _warp(self, row0: int, row1: int) -> np.ndarray:
+        import rasterio
         from affine import Affine
         from rasterio.enums import Resampling
         from rasterio.warp import reproject, transform_bounds
@@ -136,7 +159,8 @@ class Aligned:
         fill = 0 if self.categorical else np.nan
         dtype = s.dtype if self.categorical else np.float32
         dest = np.full((n, row1 - row0, g.width), fill, dtype=dtype)
-        b = transform_bounds(g.crs, s.crs, *self._dst_bounds(row0, row1), densify_pts=21)
+        with rasterio.Env():
+            b = transform_bounds(g.crs, s.crs, *self._dst_bounds(row0, row1), densify_pts=21)
         win = from_bounds(*b, transform=s.transform)
         pad = 3  # resampling kernels reach a little beyond the footprint
         r0 = max(0, math.floor(win.row_off) - pad)
@@ -146,20 +170,22 @@ class Aligned:
         if r0 >= r1 or c0 >= c1:
             return dest  # window entirely outside this raster's footprint
         data = s.read_window(r0, r1, c0, c1)
-        if not self.categorical:
-            data = self._mask(data)
+        # 0 is nodata on the way in and out: categorical sources have their nodata mapped to
+        # 0 (unlabelled) first, continuous ones are NaN-masked.
+        data = self._unlabel(data) if self.categorical else self._mask(data)
         try:
-            reproject(
-                source=data,
-                destination=dest,
-                src_transform=s.transform @ Affine.translation(c0, r0),
-                src_crs=s.crs,
-                src_nodata=fill,
-                dst_transform=g.transform @ Affine.translation(0, row0),
-                dst_crs=g.crs,
-                dst_nodata=fill,
-                resampling=getattr(Resampling, self.resampling),
-            )
+            with rasterio.Env():
+                reproject(
+                    source=data,
+                    destination=dest,
+                    src_transform=s.transform @ Affine.translation(c0, r0),
+                    src_crs=s.crs,
+                    src_nodata=fill,
+                    dst_transform=g.transform @ Affine.translation(0, row0),
+                    dst_crs=g.crs,
+                    dst_nodata=fill,
+                    resampling=getattr(Resampling, self.resampling),
+                )
         except Exception as exc:
             raise DataError(
                 f"{s.path}: reprojection to the reference grid failed ({exc}); check its CRS"
@@ -172,8 +198,18 @@ def _bounds(transform: Any, width: int, height: int) -> tuple[float, float, floa
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def _crs_name(crs: Any) -> str:
+def _crs_name(crs: Any, limit: int = 80) -> str:
+    """A short name for messages: ``EPSG:32632``, else the WKT's type and name."""
     try:
-        return crs.to_string() or "(unnamed)"
+        auth = crs.to_authority()
+        if auth:
+            return f"{auth[0]}:{auth[1]}"
     except Exception:
-        return str(crs)
+        pass
+    try:
+        wkt = crs.to_wkt()
+    except Exception:
+        wkt = str(crs)
+    m = re.match(r'\s*(\w+)\s*\[\s*"([^"]*)"', wkt)
+    name = f'{m.group(1)}["{m.group(2)}"]' if m else wkt
+    return name if len(name) <= limit else name[: limit - 3] + "..."

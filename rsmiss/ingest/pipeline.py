@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from rsmiss.catalog import DatasetSpec, load_catalog
 from rsmiss.errors import ConfigError, DataError
 from rsmiss.ingest.grid import Aligned, Grid
 from rsmiss.ingest.labels import Split, build_split
-from rsmiss.ingest.stats import BandStats, scan_modality
+from rsmiss.ingest.stats import BandStats, scan_modality, tqdm_disable
 from rsmiss.ingest.store import CUBE_FORMAT, finished_cube_id
 from rsmiss.io import check_shape, open_source
 from rsmiss.workspace import TMP_PREFIX, Workspace
@@ -67,6 +68,27 @@ def read_marker(raw: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else {}
 
 
+def check_marker(raw: Path, marker: dict[str, Any] | None) -> None:
+    """Refuse the files of a ``rsmiss synth`` that was killed while publishing them.
+
+    synth writes its marker (``state: publishing``, every file's sha256) before moving any
+    file in and rewrites it as ``complete`` after the last; a ``publishing`` marker whose
+    files do not all match is a mix of old and new files.
+    """
+    if not marker or marker.get("state") != "publishing":
+        return
+    sums = marker.get("sha256")
+    for name, digest in sorted(sums.items() if isinstance(sums, dict) else []):
+        path = raw / name
+        if not path.is_file() or sha256_file(path) != digest:
+            dataset = marker.get("dataset", "DATASET")
+            raise DataError(
+                f"{raw / MARKER}: an interrupted rsmiss synth left a partial set of files "
+                f"({name} is not the one the marker describes); re-run rsmiss synth "
+                f"{dataset} --out {raw}"
+            )
+
+
 def _check_params(patch_size: int, workers: int | None, scheduler: str | None) -> None:
     if patch_size < 1:
         raise ConfigError(f"--patch-size {patch_size}: must be a positive number of pixels")
@@ -76,8 +98,35 @@ def _check_params(patch_size: int, workers: int | None, scheduler: str | None) -
         raise ConfigError("--workers and --scheduler exclude each other; give one")
 
 
+def _raster_files(path: Path, fs: Any) -> list[Path]:
+    """Every file GDAL reads for a GeoTIFF/ENVI source (ENVI ``.hdr``, ``.aux.xml``, ...).
+
+    A sidecar changes what is read (``map info``, nodata, band order) without touching the
+    catalog-named file, so it must be part of the checksums and the cube id. A file GDAL
+    cannot open contributes only itself; the reader reports the problem later.
+    """
+    if fs.reader not in ("geotiff", "envi"):
+        return [path]
+    import warnings
+
+    import rasterio
+
+    try:
+        with rasterio.Env(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as ds:
+                files = [Path(f) for f in ds.files]
+    except Exception:
+        return [path]
+    return sorted({path, *(f for f in files if f.is_file())})
+
+
 def _checksums(
-    spec: DatasetSpec, raw: Path, strict: bool, progress: bool, log: Callable[[str], None]
+    spec: DatasetSpec,
+    raw: Path,
+    strict: bool,
+    progress: bool | None,
+    log: Callable[[str], None],
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     from tqdm import tqdm
 
@@ -88,7 +137,11 @@ def _checksums(
     out: dict[str, dict[str, Any]] = {}
     warnings: list[str] = []
     for fs in tqdm(
-        list(files.values()), desc="checksums", unit="file", file=sys.stderr, disable=not progress
+        list(files.values()),
+        desc="checksums",
+        unit="file",
+        file=sys.stderr,
+        disable=tqdm_disable(progress),
     ):
         digest = sha256_file(raw / fs.file)
         matched = None if fs.sha256 is None else digest == fs.sha256
@@ -102,7 +155,24 @@ def _checksums(
                 raise DataError(msg + "; drop --strict to ingest it anyway")
             warnings.append(msg)
             log(f"warning: {msg}")
-    return out, warnings
+        for side in _raster_files(raw / fs.file, fs):
+            name = os.path.relpath(side, raw)
+            if name not in out:
+                out[name] = {"sha256": sha256_file(side), "expected": None, "matched": None}
+    return dict(sorted(out.items())), warnings
+
+
+# What of the SYNTHETIC marker identifies the data: not where --real-from was copied from
+# (the file checksums cover the inputs) nor the marker's own bookkeeping.
+MARKER_IDENTITY = ("dataset", "generator", "scale", "seed", "version")
+
+
+def marker_identity(marker: dict | None) -> dict | None:
+    if marker is None:
+        return None
+    doc = {k: marker.get(k) for k in MARKER_IDENTITY}
+    doc["real_files"] = marker.get("real_from") is not None
+    return doc
 
 
 def _cube_id(
@@ -113,7 +183,7 @@ def _cube_id(
         "version": __version__,
         "spec": json.loads(spec.canonical_json()),
         "files": {k: v["sha256"] for k, v in sorted(checksums.items())},
-        "synthetic": marker,
+        "synthetic": marker_identity(marker),
         "patch_size": patch_size,
         "has_patches": patches,
     }
@@ -132,7 +202,7 @@ def ingest(
     scheduler: str | None = None,
     strict: bool = False,
     force: bool = False,
-    progress: bool = True,
+    progress: bool | None = None,
     log: Callable[[str], None] = _stderr,
 ) -> IngestResult:
     """Build (or confirm up to date) the cube of ``dataset``; see DESIGN.md §3."""
@@ -144,8 +214,9 @@ def ingest(
         raise DataError(f"{raw_dir}: raw folder not found; put the files there or pass --raw DIR")
     dest = ws.cube(spec.name)
 
-    checksums, warnings = _checksums(spec, raw_dir, strict, progress, log)
     marker = read_marker(raw_dir)
+    check_marker(raw_dir, marker)
+    checksums, warnings = _checksums(spec, raw_dir, strict, progress, log)
     cube_id = _cube_id(spec, checksums, marker, patch_size, patches)
     if not force and finished_cube_id(dest) == cube_id:
         _remove_leftovers(dest, log)  # a killed --force rebuild of this cube may have left one
@@ -272,6 +343,7 @@ def _attrs(
         wl = m.wavelength_list()
         if wl is not None:
             attrs[f"wavelengths_{m.name}"] = wl
+        attrs[f"kind_{m.name}"] = m.modality_kind
         attrs[f"norm_mean_{m.name}"] = [float(v) for v in st.mean]
         attrs[f"norm_std_{m.name}"] = [float(v) for v in st.std]
     return attrs

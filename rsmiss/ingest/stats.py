@@ -25,12 +25,20 @@ class BandStats:
     valid: np.ndarray  # bool (H, W)
 
 
+def tqdm_disable(progress: bool | None) -> bool | None:
+    """tqdm's ``disable`` for ``progress``: None = bars only when stderr is a terminal (tqdm's
+    own ``disable=None``), so logs and pipes get no bar debris; True forces them, False off."""
+    if progress is None:
+        return None
+    return not progress
+
+
 def windows(height: int, rows: int) -> list[tuple[int, int]]:
     return [(r, min(height, r + rows)) for r in range(0, height, rows)]
 
 
 def scan_modality(
-    aligned: Aligned, split: Split, *, progress: bool = True, name: str = ""
+    aligned: Aligned, split: Split, *, progress: bool | None = None, name: str = ""
 ) -> BandStats:
     """Mean/std per band over training pixels (all pixels when the scene has no labels)."""
     from tqdm import tqdm
@@ -45,7 +53,11 @@ def scan_modality(
     valid = np.zeros((grid.height, grid.width), bool)
     spans = windows(grid.height, grid.window_rows(c))
     for r0, r1 in tqdm(
-        spans, desc=f"statistics {name}", unit="win", file=sys.stderr, disable=not progress
+        spans,
+        desc=f"statistics {name}",
+        unit="win",
+        file=sys.stderr,
+        disable=tqdm_disable(progress),
     ):
         arr = aligned.read(r0, r1)  # (c, h, W) float32, NaN = invalid
         ok = np.isfinite(arr)

@@ -13,6 +13,8 @@ Layout decisions beyond DESIGN.md §3 (zarr v3, consolidated metadata, so a plai
 - ``label`` int16 (raw 1-based id), ``row``/``col`` int32, ``label_map`` int16 (0 =
   unlabelled), ``observed`` bool: True where at least one band of that modality is valid
   (finite, not nodata); invalid values are 0 after standardisation.
+- Patch dtype: float16 for modalities of kind ``hyperspectral`` (attribute ``kind_<m>``,
+  from the catalog's ``kind``), float32 otherwise.
 - Scenes ``scene_<m>`` float32 chunked by ~16 MB row bands; patches chunked along
   ``sample`` (256..2048 samples, ~48 MB for the widest modality); all arrays Zstd level 1.
 - A scene without labels (split method ``none``) has ``sample`` of length 0 (patch
@@ -41,17 +43,29 @@ PATCH_CHUNK_BYTES = 48 * 2**20
 REQUIRED_VARS = ("label", "split", "row", "col", "observed", "label_map")
 
 
-def patch_dtype(modality: str) -> np.dtype:
-    """float16 for hyperspectral patches (they dominate storage), float32 otherwise."""
-    return np.dtype(np.float16 if modality == "hs" else np.float32)
+def patch_dtype(modality: str, kind: str | None = None) -> np.dtype:
+    """float16 for hyperspectral patches (they dominate storage), float32 otherwise.
+
+    ``kind`` is the catalog's modality kind (the cube's ``kind_<m>`` attribute); cubes
+    written before kinds existed used the name: only ``hs`` was float16.
+    """
+    if kind is None:
+        kind = "hyperspectral" if modality == "hs" else "other"
+    return np.dtype(np.float16 if kind == "hyperspectral" else np.float32)
 
 
-def patch_chunk(bands: list[int], patch_size: int, modalities: list[str]) -> int:
+def patch_chunk(
+    bands: list[int],
+    patch_size: int,
+    modalities: list[str],
+    kinds: list[str | None] | None = None,
+) -> int:
     """Samples per chunk: a power of two in 256..2048, about 48 MB for the widest modality."""
+    kinds = kinds if kinds is not None else [None] * len(modalities)
     bps = max(
         [
-            b * patch_size * patch_size * patch_dtype(m).itemsize
-            for b, m in zip(bands, modalities, strict=True)
+            b * patch_size * patch_size * patch_dtype(m, k).itemsize
+            for b, m, k in zip(bands, modalities, kinds, strict=True)
         ]
         or [1]
     )

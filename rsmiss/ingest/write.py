@@ -23,7 +23,7 @@ from rsmiss.errors import ConfigError
 from rsmiss.ingest.grid import Aligned
 from rsmiss.ingest.labels import Split
 from rsmiss.ingest.patches import sample_chunks
-from rsmiss.ingest.stats import BandStats, windows
+from rsmiss.ingest.stats import BandStats, tqdm_disable, windows
 from rsmiss.ingest.store import compressors, patch_chunk, patch_dtype
 from rsmiss.workspace import atomic_path
 
@@ -34,7 +34,9 @@ SCENE_CACHE_BYTES = 1 << 30
 
 
 @contextlib.contextmanager
-def dask_runner(workers: int | None, scheduler: str | None, progress: bool) -> Iterator[Runner]:
+def dask_runner(
+    workers: int | None, scheduler: str | None, progress: bool | None
+) -> Iterator[Runner]:
     """Run dask tasks: threads by default, a local cluster (``--workers``) or ``--scheduler``.
 
     The cluster or client is closed on the way out, whatever happens, so no worker process
@@ -45,7 +47,11 @@ def dask_runner(workers: int | None, scheduler: str | None, progress: bool) -> I
         from tqdm.dask import TqdmCallback
 
         def run_threads(tasks: list, desc: str) -> list:
-            cb = TqdmCallback(desc=desc, file=sys.stderr) if progress else contextlib.nullcontext()
+            cb = (
+                TqdmCallback(desc=desc, file=sys.stderr, disable=tqdm_disable(progress))
+                if progress is not False
+                else contextlib.nullcontext()
+            )
             with cb:
                 return list(dask.compute(*tasks, scheduler="threads"))
 
@@ -63,7 +69,7 @@ def dask_runner(workers: int | None, scheduler: str | None, progress: bool) -> I
                 total=len(futures),
                 desc=desc,
                 file=sys.stderr,
-                disable=not progress,
+                disable=tqdm_disable(progress),
             ):
                 fut.result()  # re-raise the first failure here
             return client.gather(futures)
@@ -141,7 +147,7 @@ def write_cube(
     patches: bool,
     workers: int | None,
     scheduler: str | None,
-    progress: bool,
+    progress: bool | None,
 ) -> int:
     """Write the whole cube atomically at ``dest``; returns the bytes on disk."""
     import dask
@@ -155,7 +161,9 @@ def write_cube(
     n = small.sizes["sample"]
     grid = aligned[0].grid
     bands = [a.bands for a in aligned]
-    chunk = patch_chunk(bands, patch_size, names)
+    kinds = [m.modality_kind for m in spec.modalities]
+    pdt = {m: patch_dtype(m, k) for m, k in zip(names, kinds, strict=True)}
+    chunk = patch_chunk(bands, patch_size, names, kinds)
     comp = compressors()
     p = patch_size
 
@@ -173,9 +181,7 @@ def write_cube(
         if patches:
             big[m] = (
                 ("sample", f"{m}_band", "py", "px"),
-                da.zeros(
-                    (n, c, p, p), chunks=(max(1, min(chunk, n)), c, p, p), dtype=patch_dtype(m)
-                ),
+                da.zeros((n, c, p, p), chunks=(max(1, min(chunk, n)), c, p, p), dtype=pdt[m]),
             )
             enc[m] = {"compressors": comp, "chunks": (chunk, c, p, p)}
     small_enc = {v: {"compressors": comp} for v in small.data_vars}
@@ -188,14 +194,14 @@ def write_cube(
         )
         group = zarr.open_group(store, mode="r+")
         cache_bytes = sum(
-            c * grid.height * grid.width * patch_dtype(m).itemsize
+            c * grid.height * grid.width * pdt[m].itemsize
             for m, c in zip(names, bands, strict=True)
         )
         local = workers is None and scheduler is None
         scenes: dict[str, np.ndarray] | None = None
         if patches and n and local and cache_bytes <= SCENE_CACHE_BYTES:
             scenes = {  # pixel-major (H, W, C): the layout cut_patches gathers fastest from
-                m: np.empty((grid.height, grid.width, c), patch_dtype(m))
+                m: np.empty((grid.height, grid.width, c), pdt[m])
                 for m, c in zip(names, bands, strict=True)
             }
         for m, a, st in zip(names, aligned, stats, strict=True):
@@ -204,7 +210,11 @@ def write_cube(
             std = st.std.astype(np.float32)[:, None, None]
             spans = windows(grid.height, grid.window_rows(a.bands))
             for r0, r1 in tqdm(
-                spans, desc=f"scene {m}", unit="win", file=sys.stderr, disable=not progress
+                spans,
+                desc=f"scene {m}",
+                unit="win",
+                file=sys.stderr,
+                disable=tqdm_disable(progress),
             ):
                 x = (a.read(r0, r1) - mean) / std
                 np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
@@ -216,7 +226,7 @@ def write_cube(
 
             rows = small["row"].values
             cols = small["col"].values
-            dtypes = [patch_dtype(m).name for m in names]
+            dtypes = [pdt[m].name for m in names]
             # pure=False: no hashing of arguments (the shared scenes are hundreds of MB)
             task = dask.delayed(functools.partial(write_patch_chunk, scenes=scenes), pure=False)
             tasks = [

@@ -4,11 +4,14 @@ No HS cube can be downloaded on the build machines, so tests and the demo run th
 reading code on stand-ins with the real file names, keys, shapes, dtypes and georeferencing
 (``specs.py`` holds those facts). Every write is validated first, generated into a hidden
 temporary folder and moved into ``out`` only when all files exist, with a ``SYNTHETIC``
-marker so that ingest and every report can say the data were synthetic.
+marker so that ingest and every report can say the data were synthetic. The marker lands
+before the files and records their sha256 (see :func:`_publish`), so a killed run never
+leaves a folder that passes for real data.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -137,17 +140,18 @@ def synthesize(
             _module(dataset).write(tmp, rng, scale, real)
         except _layout_error() as exc:
             raise ConfigError(f"--scale {scale} is too small for {dataset} ({exc})") from None
+        names = sorted(p.name for p in tmp.iterdir())
         marker = {
             "dataset": dataset,
-            "files": sorted(p.name for p in tmp.iterdir()),
+            "files": names,
             "generator": "rsmiss.synth",
             "real_from": str(real) if real is not None else None,
             "scale": scale,
             "seed": int(seed),
+            "sha256": {n: _sha256(tmp / n) for n in names},
             "version": GENERATOR_VERSION,
         }
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
-        _publish(tmp, out)
+        _publish(tmp, out, marker)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -159,14 +163,30 @@ def _layout_error() -> type[Exception]:
     return LayoutError
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Move the finished files into ``out``; the marker goes last so it vouches for the rest."""
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 * 2**20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_marker(tmp: Path, out: Path, marker: dict, state: str) -> None:
+    staged = tmp / f".{MARKER}.{state}"
+    staged.write_text(json.dumps({**marker, "state": state}, indent=2, sort_keys=True) + "\n")
+    os.replace(staged, out / MARKER)
+
+
+def _publish(tmp: Path, out: Path, marker: dict) -> None:
+    """Move the finished files into ``out`` so that a kill at any point never leaves files
+    that look real: the new marker (``state: publishing``, with every file's sha256) lands
+    first, then the files one by one, then the marker again with ``state: complete``.
+    Ingest refuses a ``publishing`` marker whose files do not all match it."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).unlink(missing_ok=True)
-    for p in sorted(tmp.iterdir()):
-        if p.name != MARKER:
-            os.replace(p, out / p.name)
-    os.replace(tmp / MARKER, out / MARKER)
+    _write_marker(tmp, out, marker, "publishing")
+    for name in marker["files"]:
+        os.replace(tmp / name, out / name)
+    _write_marker(tmp, out, marker, "complete")
 
 
 def read_marker(folder: str | os.PathLike[str]) -> dict | None:
