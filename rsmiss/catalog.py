@@ -24,7 +24,7 @@ CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
 RESERVED_NAMES = frozenset(
     {"sample", "label", "split", "row", "col", "observed", "label_map", "modality", "y", "x"}
 )
-FORMATS = ("mat", "geotiff", "envi", "roi")
+FORMATS = ("mat", "geotiff", "envi", "roi", "csv")
 _SUFFIX_FORMAT = {
     ".mat": "mat",
     ".tif": "geotiff",
@@ -35,14 +35,21 @@ _SUFFIX_FORMAT = {
     ".bil": "envi",
     ".bip": "envi",
     ".txt": "roi",
+    ".csv": "csv",
 }
+
+
+def _hex_digest(v: str | None) -> str | None:
+    if v is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", v):
+        raise ValueError("must be 64 hexadecimal digits")
+    return None if v is None else v.lower()
 
 
 class FileSpec(StrictModel):
     """One raw file: where it is, how to read it and what it must look like."""
 
     file: str = Field(description="file name, relative to the raw folder")
-    format: Literal["mat", "geotiff", "envi", "roi"] | None = Field(
+    format: Literal["mat", "geotiff", "envi", "roi", "csv"] | None = Field(
         None, description="reader; inferred from the suffix when omitted"
     )
     key: str | None = Field(None, description="MATLAB variable name (mat only)")
@@ -57,9 +64,7 @@ class FileSpec(StrictModel):
     @field_validator("sha256")
     @classmethod
     def _hex(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", v):
-            raise ValueError("must be 64 hexadecimal digits")
-        return None if v is None else v.lower()
+        return _hex_digest(v)
 
     @property
     def reader(self) -> str:
@@ -148,22 +153,41 @@ class ClassSpec(StrictModel):
         return v
 
 
+class IndexColumns(StrictModel):
+    """Header names of the index CSV's columns (``split: {method: index}``)."""
+
+    row: str = Field("row", min_length=1, description="0-based pixel row of the reference grid")
+    col: str = Field("col", min_length=1, description="0-based pixel column")
+    split: str = Field("split", min_length=1, description="train or test")
+    label: str = Field("label", min_length=1, description="class id 1..K (without 'labels')")
+
+
 class SplitSpec(StrictModel):
     """How training and test pixels are given.
 
     ``label_maps``: two label rasters/arrays (``train``, ``test``), optional ``labels`` (full
     map, checked against them). ``roi``: two ENVI ROI text files, ROI *i* = class *i*.
     ``random``: one ``labels`` raster split per class with ``seed`` and ``train_per_class``
-    (or ``train_fraction``). ``none``: no labels, the scene is ingested for prediction only.
+    (or ``train_fraction``). ``index``: a CSV ``file`` listing pixel row, col and split (and
+    label, unless a ``labels`` raster gives them). ``none``: no labels, the scene is ingested
+    for prediction only.
     """
 
-    method: Literal["label_maps", "roi", "random", "none"]
+    method: Literal["label_maps", "roi", "random", "index", "none"]
     train: FileSpec | None = None
     test: FileSpec | None = None
     labels: FileSpec | None = None
     seed: int = 0
     train_per_class: int | None = Field(None, gt=0)
     train_fraction: float | None = Field(None, gt=0, lt=1)
+    file: str | None = Field(None, description="index CSV, relative to the raw folder")
+    sha256: str | None = Field(None, description="expected checksum of the index file")
+    columns: IndexColumns = Field(default_factory=IndexColumns)
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        return _hex_digest(v)
 
     @model_validator(mode="after")
     def _needs(self) -> SplitSpec:
@@ -179,14 +203,28 @@ class SplitSpec(StrictModel):
                 )
         if m == "none" and any(f is not None for f in (self.train, self.test, self.labels)):
             raise ValueError("method 'none' takes no label files")
+        if m == "index":
+            if self.file is None:
+                raise ValueError("method 'index' needs the index CSV as 'file'")
+            if self.train is not None or self.test is not None:
+                raise ValueError("method 'index' takes no 'train'/'test' files; 'file' gives both")
+        elif {"file", "sha256", "columns"} & self.model_fields_set:
+            raise ValueError("'file', 'sha256' and 'columns' belong to method 'index' only")
         if m == "roi":
             for f in (self.train, self.test):
                 if f is not None and f.reader != "roi":
                     raise ValueError(f"method 'roi' needs ROI text files, got {f.file}")
         return self
 
+    @property
+    def index(self) -> FileSpec | None:
+        """The index CSV as a raw file (checksummed like the others)."""
+        if self.file is None:
+            return None
+        return FileSpec(file=self.file, format="csv", sha256=self.sha256)
+
     def files(self) -> dict[str, FileSpec]:
-        out = {"train": self.train, "test": self.test, "labels": self.labels}
+        out = {"train": self.train, "test": self.test, "labels": self.labels, "index": self.index}
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -248,6 +286,9 @@ class DatasetSpec(StrictModel):
         for m in doc["modalities"]:  # unset kind: as before the field existed (same cube ids)
             if m.get("kind") is None:
                 m.pop("kind", None)
+        if doc["split"]["method"] != "index":  # likewise the index-only split fields
+            for key in ("file", "sha256", "columns"):
+                doc["split"].pop(key, None)
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 

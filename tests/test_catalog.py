@@ -58,6 +58,27 @@ def test_example_user_yaml_is_valid():
     )
 
 
+def test_example_index_split_yaml_is_valid_and_index_fields_are_checked(tmp_path):
+    import yaml
+
+    path = CATALOG_DIR / "examples" / "user_index_split.yaml"
+    spec = load_catalog(path)
+    assert spec.split.method == "index" and spec.split.columns.row == "row"
+    assert spec.files()["split:index"].file == "split.csv"
+    assert spec.files()["split:index"].reader == "csv"
+    doc = yaml.safe_load(path.read_text())
+    for split, needle in (
+        ({"method": "index"}, "needs the index CSV as 'file'"),
+        ({"method": "index", "file": "a.csv", "train": {"file": "t.tif"}}, "takes no 'train'"),
+        ({"method": "none", "file": "a.csv"}, "belong to method 'index' only"),
+        ({"method": "index", "file": "a.csv", "columns": {"row": ""}}, "split.columns.row"),
+    ):
+        p = tmp_path / "mine.yaml"
+        p.write_text(yaml.safe_dump(dict(doc, split=split)))
+        with pytest.raises(ConfigError, match=needle):
+            load_catalog(p)
+
+
 def test_unknown_dataset_lists_known_ones_exit_2():
     with pytest.raises(ConfigError, match="unknown dataset 'nope'.*trento"):
         load_catalog("nope")

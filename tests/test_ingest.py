@@ -375,6 +375,92 @@ def test_geotiff_user_yaml_lidar_other_crs_and_resolution_lands_on_hs_grid(tmp_p
     assert np.bincount(ds["label"].values[train]).tolist() == [0, 5, 5, 5]
 
 
+def _index_csv(path: Path, rows, cols, splits, labels=None, header="row,col,split") -> None:
+    lines = [header + (",label" if labels is not None else "")]
+    for i, (r, c, s) in enumerate(zip(rows, cols, splits, strict=True)):
+        lines.append(f"{r},{c},{s}" + (f",{labels[i]}" if labels is not None else ""))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_index_csv_split_gives_exactly_the_listed_pixels(tmp_path):
+    import rasterio
+
+    raw, g = _geo_dataset(tmp_path)
+    with rasterio.open(raw / "labels.tif") as src:
+        lab = src.read(1)
+    r_all, c_all = np.nonzero(lab)
+    pick = np.random.default_rng(1).permutation(r_all.size)[:40]
+    rows, cols = r_all[pick], c_all[pick]
+    splits = ["train" if i % 3 == 0 else "test" for i in range(rows.size)]
+    for k in (1, 2, 3):  # at least one training pixel per class
+        i = int(np.flatnonzero(lab[rows, cols] == k)[0])
+        splits[i] = "train"
+    _index_csv(raw / "split.csv", rows, cols, splits)
+    (raw / "split.csv").write_text(
+        (raw / "split.csv").read_text() + f"{rows[0]},{cols[0]},{splits[0]}\n"
+    )
+    doc = dict(
+        g["doc"], split={"method": "index", "file": "split.csv", "labels": {"file": "labels.tif"}}
+    )
+    yml = tmp_path / "geo.yaml"
+    yml.write_text(yaml.safe_dump(doc))
+    root = tmp_path / "root"
+    args = ("ingest", yml, "--raw", raw, "--root", root, "--patch-size", 3, "--no-patches")
+    res = cli(*args)
+    assert res.exit_code == 0, res.output
+    ds = open_cube(root / "cubes" / "geo.zarr")
+    got = {
+        (int(r), int(c)): s
+        for r, c, s in zip(ds["row"].values, ds["col"].values, ds["split"].values, strict=True)
+    }
+    assert got == {(int(r), int(c)): s for r, c, s in zip(rows, cols, splits, strict=True)}
+    assert (ds["label"].values == lab[ds["row"].values, ds["col"].values]).all()
+    assert "split.csv" in ds.attrs["checksums"] and ds.attrs["split_method"] == "index"
+    first = ds.attrs["cube_id"]
+
+    _index_csv(raw / "split.csv", rows[::-1], cols[::-1], splits[::-1])  # same pixels, new bytes
+    res = cli(*args)
+    assert res.exit_code == 0 and "up to date" not in res.output, res.output
+    assert open_cube(root / "cubes" / "geo.zarr").attrs["cube_id"] != first
+
+    # without a label raster the CSV's label column gives the classes
+    labels = [int(v) for v in lab[rows, cols]]
+    _index_csv(raw / "split.csv", rows, cols, splits, labels, header="y,x,set")
+    columns = {"row": "y", "col": "x", "split": "set"}
+    doc["split"] = {"method": "index", "file": "split.csv", "columns": columns}
+    yml.write_text(yaml.safe_dump(doc))
+    r = ingest_no_patches(yml, raw, tmp_path / "root2")
+    assert r.sizes["sample"] == rows.size
+    assert (r["label"].values == lab[r["row"].values, r["col"].values]).all()
+    assert (r["split"].values == ds["split"].values).all()
+
+
+@pytest.mark.parametrize(
+    ("text", "needles"),
+    [
+        ("row,col,split\n2,2,train\n2,2,test\n", ("split.csv", "row 2, col 2", "lines 2 and 3")),
+        (
+            "row,col,split\n2,2,train\n30,2,test\n",
+            ("split.csv", "line 3", "outside the reference grid (30 rows x 40 columns"),
+        ),
+        ("row,col,split\n2,2,train\n2,4,val\n", ("split.csv", "line 3", "neither train nor test")),
+        ("row,col,split\n2,2,train\n2,3,test\n", ("split.csv", "line 3", "no label (0)")),
+        ("row,column,split\n2,2,train\n", ("split.csv", "no column 'col'")),
+        ("row,col,split\n2,2.5,train\n", ("split.csv", "line 2", "col '2.5' is not an integer")),
+    ],
+)
+def test_bad_index_csv_is_one_line_error(tmp_path, text, needles):
+    raw, g = _geo_dataset(tmp_path)
+    (raw / "split.csv").write_text(text)
+    doc = dict(
+        g["doc"], split={"method": "index", "file": "split.csv", "labels": {"file": "labels.tif"}}
+    )
+    yml = tmp_path / "geo.yaml"
+    yml.write_text(yaml.safe_dump(doc))
+    root = tmp_path / "root"
+    assert_bad(cli("ingest", yml, "--raw", raw, "--root", root), root, *needles)
+
+
 def test_rasters_are_read_by_bounded_windows(tmp_path, monkeypatch):
     from rsmiss.ingest import grid, ingest
     from rsmiss.io.raster import RasterioSource

@@ -1,8 +1,8 @@
 """The split: label map, training mask and the sample index, validated before anything is written.
 
 Sample order is the raster (row-major) order of labelled pixels; ``split`` comes from two
-label maps, two ENVI ROI files or a seeded stratified draw, and never lets a pixel be both
-training and test.
+label maps, two ENVI ROI files, an index CSV or a seeded stratified draw, and never lets a
+pixel be both training and test.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from rsmiss.catalog import DatasetSpec, FileSpec
 from rsmiss.errors import DataError
 from rsmiss.ingest.grid import Aligned, Grid
-from rsmiss.io import check_shape, open_source, read_roi
+from rsmiss.io import check_shape, open_source, read_index, read_roi
 
 
 @dataclass
@@ -120,6 +120,42 @@ def _random_train(labels: np.ndarray, spec: DatasetSpec, path: Path) -> np.ndarr
     return train.reshape(labels.shape)
 
 
+def _index_split(
+    spec: DatasetSpec, raw: Path, grid: Grid, ref_path: Path, spatial: bool, notes: list[str]
+) -> Split:
+    """Labels at the listed pixels: from the ``labels`` raster if given, else the CSV."""
+    s = spec.split
+    k = len(spec.classes)
+    shape = (grid.height, grid.width)
+    path = raw / s.file
+    full = None
+    if s.labels is not None:
+        full = _read_label_raster(s.labels, raw, grid, k, ref_path, spatial)
+    idx = read_index(path, s.columns, shape, None if full is not None else k)
+    if full is not None:
+        labels = full[idx.rows, idx.cols]
+        if (labels == 0).any():
+            i = int(np.flatnonzero(labels == 0)[0])
+            r, c = int(idx.rows[i]), int(idx.cols[i])
+            raise DataError(
+                f"{path}: line {int(idx.lines[i])}: pixel row {r}, col {c} has no label (0) in "
+                f"{raw / s.labels.file}; drop it from the index or fix the label raster"
+            )
+        extra = int((full > 0).sum()) - idx.rows.size
+        if extra:
+            notes.append(
+                f"{raw / s.labels.file}: {extra} labelled pixels are not in {path}; "
+                "they are left out of the samples"
+            )
+    else:
+        labels = idx.labels
+    label_map = np.zeros(shape, np.int16)
+    label_map[idx.rows, idx.cols] = labels
+    train = np.zeros(shape, bool)
+    train[idx.rows, idx.cols] = idx.train
+    return Split(label_map, train, notes)
+
+
 def build_split(spec: DatasetSpec, raw: Path, grid: Grid, ref_path: Path, spatial: bool) -> Split:
     """Read and validate the split files of ``spec`` onto ``grid``."""
     s = spec.split
@@ -132,6 +168,9 @@ def build_split(spec: DatasetSpec, raw: Path, grid: Grid, ref_path: Path, spatia
         labels = _read_label_raster(s.labels, raw, grid, k, ref_path, spatial)
         split = Split(labels, _random_train(labels, spec, raw / s.labels.file), notes)
         train_path = raw / s.labels.file
+    elif s.method == "index":
+        split = _index_split(spec, raw, grid, ref_path, spatial, notes)
+        train_path = raw / s.file
     else:
         if s.method == "roi":
             tr = _roi_map(s.train, raw, grid, k)

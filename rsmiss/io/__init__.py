@@ -10,11 +10,13 @@ from pathlib import Path
 
 from rsmiss.errors import DataError
 from rsmiss.io.base import ArraySource, RasterSource
+from rsmiss.io.index import IndexFile, read_index
 from rsmiss.io.mat import mat_keys, open_mat, read_mat
 from rsmiss.io.roi import Roi, RoiFile, read_roi
 
 __all__ = [
     "ArraySource",
+    "IndexFile",
     "RasterSource",
     "Roi",
     "RoiFile",
@@ -23,6 +25,7 @@ __all__ = [
     "mat_keys",
     "open_mat",
     "open_source",
+    "read_index",
     "read_mat",
     "read_roi",
 ]
