@@ -100,13 +100,15 @@ def predict_split(
     """
     was_training = model.training
     model.eval()
-    sel = shard(len(split), rank, world_size).to(device)
+    sel = shard(len(split), rank, world_size)  # host, like the mask: no sync per batch
+    available_host = split.available.cpu()
     preds = []
     for start in range(0, len(sel), batch_size):
-        idx = sel[start : start + batch_size]
+        idx_host = sel[start : start + batch_size]
+        idx = idx_host.to(device, non_blocking=True)
         inputs = data.scene.patches(split.row[idx], split.col[idx], device)
         with autocast(device, precision):
-            out = model(inputs, split.available[idx])
+            out = model(inputs, available_host[idx_host])
         preds.append(out.logits.argmax(dim=1))
     local = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
     model.train(was_training)
@@ -165,17 +167,21 @@ def fit(
     train_model.train()
     samples = 0
     t0 = time.perf_counter()
+    # The availability mask stays on the host as well: the model sizes its encoder batches
+    # from it, and a host mask costs no device sync in the step (see MultimodalClassifier).
+    available_host = data.train.available.cpu()
     for epoch in range(state.epoch, cfg.epochs):
-        perm = epoch_permutation(cfg.seed, epoch, n_train).to(device)
+        perm = epoch_permutation(cfg.seed, epoch, n_train)  # host: indexes the host mask too
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        for idx, global_n in epoch_batches(perm, cfg.batch_size, rank, world_size):
+        for idx_host, global_n in epoch_batches(perm, cfg.batch_size, rank, world_size):
+            idx = idx_host.to(device, non_blocking=True)
             factor = lr_factor(state.step, total_steps, warmup)
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * factor
             inputs = data.scene.patches(data.train.row[idx], data.train.col[idx], device)
             labels = data.train.label[idx]
             with autocast(device, cfg.precision):
-                out = train_model(inputs, data.train.available[idx])
+                out = train_model(inputs, available_host[idx_host])
             ce_sum = F.cross_entropy(out.logits.float(), labels, reduction="sum")
             # DDP averages gradients over ranks: scaling by world/global_n makes the result
             # the mean over the *global* batch even when ranks hold unequal shares.
