@@ -12,7 +12,6 @@ import traceback
 import click
 
 from rsmiss import __version__
-from rsmiss.commands.options import ROOT_HELP  # noqa: F401 (documented home of the help text)
 from rsmiss.errors import RsmissError
 
 
