@@ -58,22 +58,26 @@ def _cli(*args: str) -> None:
     assert res.exit_code == 0, res.output
 
 
+def _synth_and_ingest(root: Path, *synth_args: str) -> None:
+    """A synthetic Trento scene under ROOT/raw/trento, ingested with PATCH-sized patches."""
+    _cli("synth", "trento", "--out", str(root / "raw" / "trento"), *synth_args)
+    _cli(
+        "ingest",
+        "trento",
+        "--root",
+        str(root),
+        "--patch-size",
+        str(PATCH),
+        "--no-patches",
+        "--quiet",
+    )
+
+
 def base_workspace(tmp_path_factory) -> Path:
     """ROOT with cubes/trento.zarr and scenarios/trento/<SCENARIO>.npz (read-only: copy it)."""
     if "base" not in _CACHE:
         root = tmp_path_factory.mktemp("train-base")
-        raw = root / "raw" / "trento"
-        _cli("synth", "trento", "--out", str(raw), "--scale", str(SCALE))
-        _cli(
-            "ingest",
-            "trento",
-            "--root",
-            str(root),
-            "--patch-size",
-            str(PATCH),
-            "--no-patches",
-            "--quiet",
-        )
+        _synth_and_ingest(root, "--scale", str(SCALE))
         _cli("scenarios", "--root", str(root), "--rate", str(RATE), "--pattern", "both")
         _CACHE["base"] = root
     return _CACHE["base"]
@@ -83,18 +87,7 @@ def small_cube(tmp_path_factory) -> Path:
     """Another synthetic Trento scene (scale 0.25, other seed) as its own cube, for predict."""
     if "small" not in _CACHE:
         root = tmp_path_factory.mktemp("train-small")
-        raw = root / "raw" / "trento"
-        _cli("synth", "trento", "--out", str(raw), "--scale", "0.25", "--seed", "1")
-        _cli(
-            "ingest",
-            "trento",
-            "--root",
-            str(root),
-            "--patch-size",
-            str(PATCH),
-            "--no-patches",
-            "--quiet",
-        )
+        _synth_and_ingest(root, "--scale", "0.25", "--seed", "1")
         _CACHE["small"] = root / "cubes" / "trento.zarr"
     return _CACHE["small"]
 
