@@ -371,6 +371,12 @@ def test_geotiff_user_yaml_lidar_other_crs_and_resolution_lands_on_hs_grid(tmp_p
     obs = ds["observed"].values
     assert not obs[(rows == 0) & (cols == 0), 0].any()  # HS nodata pixel
     assert not obs[cols >= 34, 1].any() and obs[cols < 30, 1].all()  # outside LiDAR footprint
+    # the same per pixel of the whole scene, for prediction
+    omap = ds["observed_map"].values
+    assert omap.shape == (2, 30, 40) and omap.dtype == bool
+    np.testing.assert_array_equal(omap[:, rows, cols].T, obs)
+    assert not omap[0, 0, 0] and omap[0].sum() == 30 * 40 - 1
+    assert not omap[1, :, 34:].any() and omap[1, :, :30].all()
     train = ds["split"].values == "train"
     assert np.bincount(ds["label"].values[train]).tolist() == [0, 5, 5, 5]
 

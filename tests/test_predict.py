@@ -5,10 +5,46 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 from click.testing import CliRunner
 from training_env import reference_run, small_cube
 
 from rsmiss.cli import main
+from rsmiss.models.classifier import ModelOutput
+from rsmiss.training.data import Scene
+from rsmiss.training.predict import classify_scene
+
+
+class _PatternModel(torch.nn.Module):
+    """Logits that name the availability row it was given: class = row as a bit pattern."""
+
+    def forward(self, inputs, available):
+        assert available.device.type == "cpu" and available.dtype == torch.bool
+        code = (available.long() * torch.tensor([1, 2])).sum(1)
+        return ModelOutput(torch.nn.functional.one_hot(code, 4).float(), torch.zeros(()))
+
+
+def _scene(observed: torch.Tensor | None) -> Scene:
+    padded = {m: torch.zeros(1, 9, 11) for m in ("hs", "lidar")}
+    return Scene(("hs", "lidar"), padded, 3, 7, 9, observed)
+
+
+def test_classify_scene_follows_the_observed_map_and_marks_blanks_nodata():
+    """A sensor's gap makes that modality missing for the pixel; no sensor at all: -1."""
+    rng = np.random.default_rng(0)
+    obs = torch.from_numpy(rng.random((2, 7, 9)) < 0.6)
+    obs[:, 0, 0] = False
+    code = obs[0].long() + 2 * obs[1].long()
+    for batch in (5, 4096):
+        got = classify_scene(_PatternModel(), _scene(obs), torch.device("cpu"), batch_size=batch)
+        want = np.where(code.numpy() == 0, -1, code.numpy())
+        np.testing.assert_array_equal(got, want)
+    # --missing hs on top of the map: HS never used; pixels with only HS become nodata
+    got = classify_scene(_PatternModel(), _scene(obs), torch.device("cpu"), missing=("hs",))
+    np.testing.assert_array_equal(got, np.where(obs[1].numpy(), 2, -1))
+    # a cube without the map: every pixel sees every sensor
+    got = classify_scene(_PatternModel(), _scene(None), torch.device("cpu"), batch_size=10)
+    assert (got == 3).all()
 
 
 def test_predict_writes_geotiff_of_scene_shape(tmp_path_factory, tmp_path):

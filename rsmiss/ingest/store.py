@@ -12,7 +12,10 @@ Layout decisions beyond DESIGN.md §3 (zarr v3, consolidated metadata, so a plai
   so ``ds.split.values == "train"`` works. ``modality`` coordinate: the same type.
 - ``label`` int16 (raw 1-based id), ``row``/``col`` int32, ``label_map`` int16 (0 =
   unlabelled), ``observed`` bool: True where at least one band of that modality is valid
-  (finite, not nodata); invalid values are 0 after standardisation.
+  (finite, not nodata); invalid values are 0 after standardisation. ``observed_map``
+  (``modality``, ``y``, ``x``) bool: the same per pixel of the scene, so whole-scene
+  prediction treats a sensor's gap as a missing modality (cubes written before it existed
+  lack it; prediction then counts every pixel as observed).
 - Patch dtype: float16 for modalities of kind ``hyperspectral`` (attribute ``kind_<m>``,
   from the catalog's ``kind``), float32 otherwise.
 - Scenes ``scene_<m>`` float32 chunked by ~16 MB row bands; patches chunked along

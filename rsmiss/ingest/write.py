@@ -130,6 +130,8 @@ def _small_dataset(spec: DatasetSpec, split: Split, stats: list[BandStats]):
             "col": ("sample", cols),
             "observed": (("sample", "modality"), observed),
             "label_map": (("y", "x"), split.label_map),
+            # per pixel, for whole-scene prediction: a sensor's gap is a missing modality
+            "observed_map": (("modality", "y", "x"), np.stack([st.valid for st in stats])),
         },
         coords={"modality": np.array(names, dtype=object)},
     )

@@ -72,10 +72,16 @@ class Scene:
     patch_size: int
     height: int
     width: int
+    # (M, H, W) bool on the host, False where the raw data had nodata for that modality; None
+    # for cubes written before rsmiss stored it (every pixel then counts as observed). Kept
+    # on the host: availability masks built from it cost the model no device sync.
+    observed: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> Scene:
         padded = {m: _place(t, device) for m, t in self.padded.items()}
-        return Scene(self.modalities, padded, self.patch_size, self.height, self.width)
+        return Scene(
+            self.modalities, padded, self.patch_size, self.height, self.width, self.observed
+        )
 
     @property
     def channels(self) -> dict[str, int]:
@@ -99,7 +105,8 @@ class Scene:
 def load_scene(
     ds: Any, modalities: tuple[str, ...], patch_size: int, device: torch.device
 ) -> Scene:
-    """Read ``scene_<m>`` of each modality from an opened cube and pad it for patch cutting."""
+    """Read ``scene_<m>`` of each modality from an opened cube and pad it for patch cutting,
+    with the per-pixel ``observed_map`` of those modalities when the cube has one."""
     padded = {}
     h = w = 0
     for m in modalities:
@@ -109,7 +116,12 @@ def load_scene(
         scene = np.asarray(ds[name].values, dtype=np.float32)
         h, w = scene.shape[-2:]
         padded[m] = _place(torch.from_numpy(pad_scene(scene, patch_size)), device)
-    return Scene(tuple(modalities), padded, patch_size, int(h), int(w))
+    observed = None
+    if "observed_map" in ds:
+        cube_mods = [str(m) for m in ds["modality"].values]
+        obs = np.asarray(ds["observed_map"].values, dtype=bool)
+        observed = torch.from_numpy(obs[[cube_mods.index(m) for m in modalities]].copy())
+    return Scene(tuple(modalities), padded, patch_size, int(h), int(w), observed)
 
 
 @dataclass

@@ -3,8 +3,9 @@
 Patches are cut on the fly from the padded scene (the same gather as training), in batches,
 so a whole scene costs its own size in memory, not P² times it. The scene may be the run's
 own cube or any cube with the same modalities and band counts, e.g. a new area ingested
-without labels. ``missing`` simulates absent sensors: those modalities are marked
-unavailable for every pixel, so their encoders are skipped exactly as in training.
+without labels. Where a sensor has no data (the cube's per-pixel ``observed_map``) that
+modality is missing for the pixel; ``missing`` simulates absent sensors for every pixel.
+Missing encoders are skipped exactly as in training; a pixel no sensor observed is nodata.
 """
 
 from __future__ import annotations
@@ -44,26 +45,44 @@ def classify_scene(
     batch_size: int = 2048,
     progress: bool = False,
 ) -> np.ndarray:
-    """0-based class of every pixel, shape (H, W)."""
+    """0-based class of every pixel, shape (H, W); -1 where no modality was observed.
+
+    A pixel's modalities are those its sensors observed (``scene.observed``: a cloud, a
+    LiDAR gap or the edge of a footprint makes that modality missing there, exactly as in
+    training) minus the ``missing`` ones. The availability mask is built on the host, so the
+    model sizes its encoder batches without waiting on the device.
+    """
     from tqdm import tqdm
 
     model.eval()
     h, w = scene.height, scene.width
     cols_missing = missing_columns(tuple(missing), scene.modalities)
-    preds = []
+    keep = torch.ones(len(scene.modalities), dtype=torch.bool)
+    keep[cols_missing] = False
+    observed = (
+        scene.observed.reshape(len(scene.modalities), -1) if scene.observed is not None else None
+    )
+    preds, blanks = [], []
     n = h * w
     with tqdm(total=n, unit="px", unit_scale=True, disable=not progress, leave=False) as bar:
         for start in range(0, n, batch_size):
-            flat = torch.arange(start, min(n, start + batch_size), device=device)
+            stop = min(n, start + batch_size)
+            flat = torch.arange(start, stop, device=device)
             rows, cols = flat // w, flat % w
-            avail = torch.ones(len(flat), len(scene.modalities), dtype=torch.bool, device=device)
-            if cols_missing:
-                avail[:, cols_missing] = False
+            if observed is None:
+                avail = keep.expand(stop - start, -1).clone()
+            else:
+                avail = observed[:, start:stop].T & keep
+            blank = ~avail.any(1)
+            avail[blank] = keep  # classified for the batch's sake, written as nodata below
             with autocast(device, precision):
                 out = model(scene.patches(rows, cols, device), avail)
             preds.append(out.logits.argmax(dim=1))
-            bar.update(len(flat))
-    return torch.cat(preds).reshape(h, w).cpu().numpy()
+            blanks.append(blank)
+            bar.update(stop - start)
+    classes = torch.cat(preds).cpu()
+    classes[torch.cat(blanks)] = -1
+    return classes.reshape(h, w).numpy()
 
 
 def scene_for_run(
