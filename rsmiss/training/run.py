@@ -177,8 +177,9 @@ def _train_rank(info: DistInfo, plan: PlannedRun, host_data: RunData, progress: 
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ids = [device.index] if device.type == "cuda" else None
-        train_model = DDP(model, device_ids=ids, find_unused_parameters=True)
+        # device_ids=None: the inputs are already on this rank's device, and with ids DDP
+        # would also move the host availability mask there, costing a device sync per step
+        train_model = DDP(model, device_ids=None, find_unused_parameters=True)
 
     every = int(cfg.train_opt("checkpoint_every"))
 
