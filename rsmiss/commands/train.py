@@ -34,7 +34,7 @@ from rsmiss.commands.options import root_option
     metavar="KEY=VALUE",
     help="Method option (placement, layers, experts, rank, ablation switches) or "
     "training option (max_test_samples, val_fraction, checkpoint_every, "
-    "eval_batch_size, write_map).",
+    "eval_batch_size, write_map, compile=true for torch.compile on GPU).",
 )
 @click.option("--backbone", default="vit-b-16", show_default=True, help="vit-b-16 or tiny.")
 @click.option(

@@ -43,6 +43,12 @@ TRAIN_OPTION_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 512,
     # Write the scene classification map (GeoTIFF + PNG) at the end of training.
     "write_map": True,
+    # torch.compile the training step's model: false, true (= inductor) or a torch.compile
+    # backend name. Pays on a GPU over a whole run (the first steps spend a minute or more
+    # compiling; one recompile makes the encoder batch sizes dynamic); on a CPU compiling
+    # costs more than it saves for short runs. Fused kernels round differently, so it is
+    # part of the run id.
+    "compile": False,
 }
 """Training options accepted by ``--set`` beside the model's own option keys."""
 
@@ -100,6 +106,12 @@ class RunConfig:
             raise ConfigError(f"--set max_test_samples must be at least 1, got {mts}")
         if int(self.train_opt("checkpoint_every")) < 1:
             raise ConfigError("--set checkpoint_every must be at least 1")
+        compile_backend(self.train_opt("compile"))  # validates
+
+    @property
+    def compile_backend(self) -> str | None:
+        """The torch.compile backend of the training step, or None (eager)."""
+        return compile_backend(self.train_opt("compile"))
 
     def train_opt(self, key: str) -> Any:
         return self.train_options.get(key, TRAIN_OPTION_DEFAULTS[key])
@@ -119,6 +131,8 @@ class RunConfig:
         d["train_options"] = {
             k: v for k, v in self.train_options.items() if k not in _UNHASHED_TRAIN_OPTIONS
         }
+        if self.compile_backend is None:  # compile=false is the eager default
+            d["train_options"].pop("compile", None)
         return d
 
     @property
@@ -133,6 +147,22 @@ class RunConfig:
             r"[^A-Za-z0-9_.+-]+", "_", f"{self.dataset}-{self.scenario_id}-{self.method}"
         )
         return f"{prefix}-{self.config_hash[:8]}"
+
+
+COMPILE_BACKENDS = ("inductor", "aot_eager", "eager", "cudagraphs")
+
+
+def compile_backend(value: Any) -> str | None:
+    """``--set compile=...``: false/off -> None, true/on -> inductor, else a backend name."""
+    if value is None or value is False or value in ("off", "false", "no"):
+        return None
+    if value is True or value == "on":
+        return "inductor"
+    if isinstance(value, str) and value in COMPILE_BACKENDS:
+        return value
+    raise ConfigError(
+        f"--set compile must be true, false or one of {', '.join(COMPILE_BACKENDS)}; got {value!r}"
+    )
 
 
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}

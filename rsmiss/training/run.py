@@ -180,6 +180,12 @@ def _train_rank(info: DistInfo, plan: PlannedRun, host_data: RunData, progress: 
         # device_ids=None: the inputs are already on this rank's device, and with ids DDP
         # would also move the host availability mask there, costing a device sync per step
         train_model = DDP(model, device_ids=None, find_unused_parameters=True)
+    if cfg.compile_backend:
+        # The step's model only: evaluation stays eager (no-grad graphs would be compiled
+        # anew). dynamic=None: the first batch compiles static, the next one recompiles with
+        # dynamic encoder batch sizes (they follow the availability of each batch); the
+        # row bookkeeping is a deliberate graph break (MultimodalClassifier._encoder_rows).
+        train_model = torch.compile(train_model, backend=cfg.compile_backend)
 
     every = int(cfg.train_opt("checkpoint_every"))
 
