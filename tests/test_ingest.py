@@ -381,6 +381,41 @@ def test_geotiff_user_yaml_lidar_other_crs_and_resolution_lands_on_hs_grid(tmp_p
     assert np.bincount(ds["label"].values[train]).tolist() == [0, 5, 5, 5]
 
 
+def test_label_raster_on_another_grid_with_its_own_nodata(tmp_path):
+    """A label raster at 5 m (the HS grid is 10 m), shifted, with nodata 255 and a footprint
+    short of the scene: nearest resampling keeps the classes, its nodata and the area outside
+    it become unlabelled (0), and no nodata value survives as a class."""
+    import rasterio
+
+    raw, g = _geo_dataset(tmp_path)
+    with rasterio.open(raw / "labels.tif") as src:
+        want = src.read(1).astype(np.int16)
+    h, w = want.shape
+    fine = np.full((1, 2 * h + 1, 2 * w - 7), 7, np.uint8)  # 7: junk between the centres
+    cover = (2 * w - 7 - 1) // 2  # HS columns whose centre the fine raster still covers
+    fine[0, 1::2, 1::2][:, :cover] = want[:, :cover]
+    holes = (want > 0) & (np.random.default_rng(4).random(want.shape) < 0.2)
+    holes[:, cover:] = False
+    fine[0, 1::2, 1::2][holes[:, :cover]] = 255
+    want[holes] = 0
+    want[:, cover:] = 0
+    _tif(
+        raw / "labels.tif",
+        fine,
+        "EPSG:32632",
+        from_origin(g["e0"] - 2.5, g["n0"] + 2.5, 5.0, 5.0),
+        nodata=255,
+    )
+    yml = tmp_path / "geo.yaml"
+    yml.write_text(yaml.safe_dump(g["doc"]))
+    root = tmp_path / "root"
+    res = cli("ingest", yml, "--raw", raw, "--root", root, "--patch-size", 5)
+    assert res.exit_code == 0, res.output
+    ds = open_cube(root / "cubes" / "geo.zarr")
+    np.testing.assert_array_equal(ds["label_map"].values, want)
+    assert holes.sum() > 10 and set(np.unique(ds["label"].values)) <= {1, 2, 3}
+
+
 def _index_csv(path: Path, rows, cols, splits, labels=None, header="row,col,split") -> None:
     lines = [header + (",label" if labels is not None else "")]
     for i, (r, c, s) in enumerate(zip(rows, cols, splits, strict=True)):
