@@ -22,7 +22,7 @@ from rsmiss.catalog import DatasetSpec
 from rsmiss.errors import ConfigError
 from rsmiss.ingest.grid import Aligned
 from rsmiss.ingest.labels import Split
-from rsmiss.ingest.patches import sample_chunks
+from rsmiss.ingest.patches import always_write, sample_chunks
 from rsmiss.ingest.stats import BandStats, tqdm_disable, windows
 from rsmiss.ingest.store import compressors, patch_chunk, patch_dtype
 from rsmiss.workspace import atomic_path
@@ -207,7 +207,7 @@ def write_cube(
                 for m, c in zip(names, bands, strict=True)
             }
         for m, a, st in zip(names, aligned, stats, strict=True):
-            target = group[f"scene_{m}"]
+            target = always_write(group[f"scene_{m}"])
             mean = st.mean.astype(np.float32)[:, None, None]
             std = st.std.astype(np.float32)[:, None, None]
             spans = windows(grid.height, grid.window_rows(a.bands))
