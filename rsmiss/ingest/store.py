@@ -41,7 +41,9 @@ import numpy as np
 from rsmiss.errors import DataError
 from rsmiss.workspace import TMP_PREFIX
 
-CUBE_FORMAT = 1
+# Part of every cube_id: bumped when the content of a cube changes, so an old cube is
+# rebuilt by the next `rsmiss ingest` instead of reported up to date. 2: observed_map.
+CUBE_FORMAT = 2
 PATCH_CHUNK_BYTES = 48 * 2**20
 REQUIRED_VARS = ("label", "split", "row", "col", "observed", "label_map")
 
