@@ -18,8 +18,12 @@ from rsmiss.training.predict import classify_scene
 class _PatternModel(torch.nn.Module):
     """Logits that name the availability row it was given: class = row as a bit pattern."""
 
+    rows_seen = 0
+
     def forward(self, inputs, available):
         assert available.device.type == "cpu" and available.dtype == torch.bool
+        assert available.any(1).all() and len(inputs["hs"]) == len(available)
+        self.rows_seen += len(available)
         code = (available.long() * torch.tensor([1, 2])).sum(1)
         return ModelOutput(torch.nn.functional.one_hot(code, 4).float(), torch.zeros(()))
 
@@ -36,12 +40,19 @@ def test_classify_scene_follows_the_observed_map_and_marks_blanks_nodata():
     obs[:, 0, 0] = False
     code = obs[0].long() + 2 * obs[1].long()
     for batch in (5, 4096):
-        got = classify_scene(_PatternModel(), _scene(obs), torch.device("cpu"), batch_size=batch)
+        model = _PatternModel()
+        got = classify_scene(model, _scene(obs), torch.device("cpu"), batch_size=batch)
         want = np.where(code.numpy() == 0, -1, code.numpy())
         np.testing.assert_array_equal(got, want)
+        assert model.rows_seen == (want >= 0).sum()  # blank pixels cost nothing
     # --missing hs on top of the map: HS never used; pixels with only HS become nodata
     got = classify_scene(_PatternModel(), _scene(obs), torch.device("cpu"), missing=("hs",))
     np.testing.assert_array_equal(got, np.where(obs[1].numpy(), 2, -1))
+    # nothing observed at all: an all-nodata map, no forward pass
+    model = _PatternModel()
+    empty = torch.zeros(2, 7, 9, dtype=torch.bool)
+    assert (classify_scene(model, _scene(empty), torch.device("cpu")) == -1).all()
+    assert model.rows_seen == 0
     # a cube without the map: every pixel sees every sensor
     got = classify_scene(_PatternModel(), _scene(None), torch.device("cpu"), batch_size=10)
     assert (got == 3).all()

@@ -49,39 +49,42 @@ def classify_scene(
 
     A pixel's modalities are those its sensors observed (``scene.observed``: a cloud, a
     LiDAR gap or the edge of a footprint makes that modality missing there, exactly as in
-    training) minus the ``missing`` ones. The availability mask is built on the host, so the
-    model sizes its encoder batches without waiting on the device.
+    training) minus the ``missing`` ones. Pixels left with none (the no-data border of a
+    flight strip) are not classified at all. Availability masks are built on the host, so
+    the model sizes its encoder batches without waiting on the device.
     """
     from tqdm import tqdm
 
     model.eval()
-    h, w = scene.height, scene.width
+    h, w, m = scene.height, scene.width, len(scene.modalities)
     cols_missing = missing_columns(tuple(missing), scene.modalities)
-    keep = torch.ones(len(scene.modalities), dtype=torch.bool)
+    keep = torch.ones(m, dtype=torch.bool)
     keep[cols_missing] = False
-    observed = (
-        scene.observed.reshape(len(scene.modalities), -1) if scene.observed is not None else None
-    )
-    preds, blanks = [], []
     n = h * w
+    if scene.observed is None:
+        observed, todo = None, torch.arange(n)
+    else:
+        observed = scene.observed.reshape(m, -1) & keep[:, None]
+        todo = observed.any(0).nonzero().view(-1)
+    if device.type == "cuda":
+        todo = todo.pin_memory()  # batches of it go to the device without a sync
+    preds = []
     with tqdm(total=n, unit="px", unit_scale=True, disable=not progress, leave=False) as bar:
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            flat = torch.arange(start, stop, device=device)
-            rows, cols = flat // w, flat % w
+        bar.update(n - len(todo))
+        for start in range(0, len(todo), batch_size):
+            flat_host = todo[start : start + batch_size]
+            flat = flat_host.to(device, non_blocking=True)
             if observed is None:
-                avail = keep.expand(stop - start, -1).clone()
+                avail = keep.expand(len(flat_host), -1).clone()
             else:
-                avail = observed[:, start:stop].T & keep
-            blank = ~avail.any(1)
-            avail[blank] = keep  # classified for the batch's sake, written as nodata below
+                avail = observed[:, flat_host].T.contiguous()
             with autocast(device, precision):
-                out = model(scene.patches(rows, cols, device), avail)
+                out = model(scene.patches(flat // w, flat % w, device), avail)
             preds.append(out.logits.argmax(dim=1))
-            blanks.append(blank)
-            bar.update(stop - start)
-    classes = torch.cat(preds).cpu()
-    classes[torch.cat(blanks)] = -1
+            bar.update(len(flat_host))
+    classes = torch.full((n,), -1, dtype=torch.long)
+    if preds:
+        classes[todo] = torch.cat(preds).cpu()
     return classes.reshape(h, w).numpy()
 
 
