@@ -355,6 +355,10 @@ def unknown_set_key(ctx: Ctx):
     return _train(ctx, "--random-init", "--set", "wobble=3")
 
 
+def unknown_compile_backend(ctx: Ctx):
+    return _train(ctx, "--random-init", "--set", "compile=fast")
+
+
 def batch_size_zero(ctx: Ctx):
     return _train(ctx, "--random-init", "--batch-size", "0")
 
@@ -471,6 +475,7 @@ CASES: list[tuple[str, Callable, tuple[str, ...]]] = [
     ("scenario-of-another-cube", scenario_of_another_cube, (f"{SCENARIO}.npz", "cube")),
     ("unknown-method", unknown_method, ("nope",)),
     ("unknown-set-key", unknown_set_key, ("wobble",)),
+    ("unknown-compile-backend", unknown_compile_backend, ("compile", "fast")),
     ("batch-size-0", batch_size_zero, ("--batch-size",)),
     ("epochs-0", epochs_zero, ("--epochs",)),
     ("too-many-devices", too_many_devices, ("--devices", "4096")),
