@@ -11,7 +11,8 @@ Figures (`--figures`, default all):
   Steps are interleaved round by round (fair under a noisy, shared CPU); the figure is the
   median round. Peak memory: CUDA allocator peak, or the process's RSS high-water mark
   (VmHWM, reset per variant). FLOPs from `FlopCounterMode`; MFU on GPU against the dense
-  bf16 peak of the device. `--compile` adds torch.compile'd `mamol` and `floor` variants.
+  bf16 peak of the device. `--compile` adds `mamol` and `floor` variants with their blocks
+  under torch.compile, as `rsmiss train --set compile=true` runs them.
 - `ingest`: `benchmarks/ingest_bench.py` (Augsburg-size synthetic scene; ingest beside the
   raw numpy -> zarr write of the same bytes) in a subprocess; skipped, with the reason, where
   zarr is absent (the GPU machine).
@@ -45,7 +46,7 @@ if str(ROOT) not in sys.path:
 MODALITIES = {"hs": 144, "lidar": 1}  # Houston2013
 N_CLASSES = 15
 HOUSTON_PIXELS = 349 * 1905
-FIGURES = ("parity", "train", "ingest", "predict")
+FIGURES = ("parity", "train", "loop", "ingest", "predict")
 PARITY_TOL = {"fp32": 1e-4, "amp": 3e-2}  # relative L2 error of the logits vs the fp32 reference
 # dense bf16 tensor-core peaks (no sparsity), TFLOP/s; first match on the device name wins
 PEAK_BF16_TFLOPS = (("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("H200", 989.4))
@@ -244,10 +245,12 @@ def train_figures(args: argparse.Namespace, device: Any) -> list[dict]:
             make_step(mamol, mamol, batch, fast_amp, device, False),
             fast_amp,
         )
-    if args.compile:
-        for name, model in (("mamol", mamol), ("floor", floor)):
-            compiled = torch.compile(model, dynamic=False)
-            step = make_step(compiled, model, batch, fast_amp, device, True)
+    if args.compile:  # as `rsmiss train --set compile=true` runs it: the blocks compiled
+        from rsmiss.training.loop import compiled
+
+        for name, method in (("mamol", "mamol"), ("floor", "baseline")):
+            model = compiled(build(method, args, device), "inductor")  # same seed, weights
+            step = make_step(model, model, batch, fast_amp, device, True)
             variants[f"{name}+compile"] = (step, fast_amp)
     compile_s, failed = {}, []
     for name, (step, _) in list(variants.items()):
@@ -341,6 +344,112 @@ def train_figures(args: argparse.Namespace, device: Any) -> list[dict]:
         ratios["compile_speedup"] = round(by["mamol"]["step_s"] / by["mamol+compile"]["step_s"], 3)
     records.append(ratios)
     return records + failed
+
+
+# -- the training loop itself: data path, schedule, varying batches ------------------------
+def loop_figure(args: argparse.Namespace, device: Any, earlier: list[dict]) -> dict:
+    """`rsmiss.training.loop.fit`, the loop `rsmiss train` runs, on an in-memory synthetic
+    scene (Houston2013 channels and, on GPU, its size and training-split size; no zarr).
+
+    Unlike `train_step` (one fixed batch), every batch has its own samples and missing
+    patterns, so the encoder batch sizes vary, patches are cut from the scene on the device
+    and the learning rate follows the schedule. One epoch warms up (with `--compile`:
+    torch.compile as `--set compile=true` does, static then dynamic shapes), then
+    `--loop-epochs` are timed. `loop_over_step` compares with this process's `train_step`
+    figure of the same variant: near 1 means the loop adds nothing to the step.
+    """
+    import numpy as np
+    import torch
+
+    from rsmiss.training.config import RunConfig
+    from rsmiss.training.data import RunData, Scene, Split, pad_scene
+    from rsmiss.training.loop import TrainState, compiled, fit, param_groups
+
+    cuda = device.type == "cuda"
+    h, w = args.loop_scene
+    n, p = args.loop_samples, args.patch_size
+    rng = np.random.default_rng(0)
+    padded = {
+        m: torch.from_numpy(pad_scene(rng.standard_normal((c, h, w), np.float32), p))
+        for m, c in MODALITIES.items()
+    }
+    scene = Scene(tuple(MODALITIES), padded, p, h, w)
+    flat = torch.from_numpy(rng.choice(h * w, size=n, replace=False))
+    train = Split(
+        torch.arange(n),
+        flat // w,
+        flat % w,
+        torch.from_numpy(rng.integers(0, N_CLASSES, n)),
+        availability(n, args.eta),
+    )
+    data = RunData(
+        scene=scene,
+        train=train,
+        val=None,
+        test=train,
+        n_classes=N_CLASSES,
+        class_names=[str(i) for i in range(N_CLASSES)],
+        test_patterns=np.array([], dtype=str),
+        attrs={},
+    ).to(device)
+    variant = "mamol+compile" if args.compile else "mamol"
+    model = build("mamol", args, device)
+    step_model = compiled(model, "inductor" if args.compile else None)
+    cfg = RunConfig(
+        "houston2013",
+        "perf",
+        "perf",
+        backbone=args.backbone,
+        random_init=True,
+        patch_size=p,
+        batch_size=args.batch_size,
+        precision="bf16" if cuda else "32",
+        epochs=1,
+    )
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    state = TrainState()
+    common = dict(model=model, train_model=step_model, optimizer=optimizer, data=data)
+    common.update(device=device, state=state, progress=False)
+    graphs_before = 0
+    if args.compile:
+        from torch._dynamo.utils import counters
+    t0 = time.perf_counter()
+    fit(cfg=cfg, **common)
+    if cuda:
+        torch.cuda.synchronize(device)
+    warmup_s = time.perf_counter() - t0
+    steps_warm = state.step
+    if args.compile:
+        graphs_before = counters["stats"]["unique_graphs"]
+    reset_peak(device)
+    timed_cfg = RunConfig.from_dict({**cfg.to_dict(), "epochs": 1 + args.loop_epochs})
+    perf = fit(cfg=timed_cfg, **common)  # fit's own clock; it reads the loss once per epoch
+    rec = {
+        "figure": "train_loop",
+        "variant": variant,
+        "device": device_label(device),
+        "backbone": args.backbone,
+        "scene": [h, w],
+        "n_train": n,
+        "batch_size": args.batch_size,
+        "eta": args.eta,
+        "epochs_timed": args.loop_epochs,
+        "steps_timed": state.step - steps_warm,
+        "seconds": round(perf["train_seconds"], 4),
+        "samples_per_s": round(perf["train_samples_per_s"], 2),
+        "warmup_s": round(warmup_s, 3),
+        ("peak_mem_mb" if cuda else "peak_rss_mb"): round(peak_mb(device), 1),
+    }
+    if args.compile:
+        rec["graphs_compiled_while_timed"] = counters["stats"]["unique_graphs"] - graphs_before
+    step = next(
+        (r for r in earlier if r.get("figure") == "train_step" and r.get("variant") == variant),
+        None,
+    )
+    if step:
+        rec["step_samples_per_s"] = step["samples_per_s"]
+        rec["loop_over_step"] = round(rec["samples_per_s"] / step["samples_per_s"], 3)
+    return rec
 
 
 # -- parity: the fast path computes the reference's logits ---------------------------------
@@ -496,6 +605,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--predict-batch", type=int, default=None, help="(256 cpu, 2048 cuda)")
     ap.add_argument("--predict-rounds", type=int, default=3)
     ap.add_argument("--ingest-timeout", type=int, default=1800)
+    ap.add_argument(
+        "--loop-scene", default=None, help="HxW (default 349x1905 cuda: Houston2013; 32x32 cpu)"
+    )
+    ap.add_argument(
+        "--loop-samples", type=int, default=None, help="training samples (2832 cuda, 64 cpu)"
+    )
+    ap.add_argument("--loop-epochs", type=int, default=2, help="timed epochs after 1 warm-up")
     args = ap.parse_args(argv)
     cuda = args.device.startswith("cuda")
     figures = [f for f in args.figures.split(",") if f]
@@ -515,6 +631,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         assert len(args.predict_size) == 2 and min(args.predict_size) > args.patch_size
     except (ValueError, AssertionError):
         ap.error(f"--predict-size {size!r}: need HxW, both larger than the patch size")
+    loop = args.loop_scene or ("349x1905" if cuda else "32x32")
+    try:
+        args.loop_scene = tuple(int(v) for v in loop.lower().split("x"))
+        assert len(args.loop_scene) == 2 and min(args.loop_scene) > args.patch_size
+    except (ValueError, AssertionError):
+        ap.error(f"--loop-scene {loop!r}: need HxW, both larger than the patch size")
+    args.loop_samples = args.loop_samples or (2832 if cuda else 64)
+    if not 0 < args.loop_samples <= args.loop_scene[0] * args.loop_scene[1]:
+        ap.error("--loop-samples: between 1 and the scene's pixel count")
+    if args.loop_epochs < 1:
+        ap.error("--loop-epochs: at least 1")
     args.out = Path(args.out or f"perf-results/{args.device.replace(':', '-')}.jsonl")
     return args
 
@@ -533,6 +660,8 @@ def run(args: argparse.Namespace, emit: Callable[[dict], None]) -> list[dict]:
                 recs = [parity_figure(args, device)]
             elif figure == "train":
                 recs = train_figures(args, device)
+            elif figure == "loop":
+                recs = [loop_figure(args, device, records)]
             elif figure == "ingest":
                 recs = [ingest_figure(args)]
             else:

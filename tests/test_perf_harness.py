@@ -17,9 +17,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("zarr", "dask", "rasterio", "torchgeo", "xarray")
-ARGS = ["--figures", "parity,train,ingest,predict", "--backbone", "tiny", "--patch-size", "6"]
+ARGS = ["--figures", "parity,train,loop,ingest,predict", "--backbone", "tiny", "--patch-size", "6"]
 ARGS += ["--batch-size", "6", "--rounds", "2", "--warmup", "1", "--threads", "1"]
 ARGS += ["--predict-size", "8x8", "--predict-batch", "32", "--predict-rounds", "1"]
+ARGS += ["--loop-scene", "12x10", "--loop-samples", "20", "--loop-epochs", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,7 @@ def test_lines_printed_and_written_without_heavy_modules(run):
         "parity",
         *["train_step"] * 3,
         "train_ratios",
+        "train_loop",
         "ingest",
         "predict",
     ]
@@ -75,6 +77,17 @@ def test_train_step_records(run):
     assert steps["reference"]["step_tflop"] > steps["mamol"]["step_tflop"]
     (ratios,) = [r for r in records if r["figure"] == "train_ratios"]
     assert ratios["mamol_speedup_vs_reference"] > 0 and ratios["mamol_over_floor"] > 0
+
+
+def test_train_loop_record(run):
+    """The real loop (fit) on an in-memory scene: 20 samples in batches of 6 -> 4 steps per
+    timed epoch, compared with the step figure of the same variant."""
+    (loop,) = [r for r in run[1] if r["figure"] == "train_loop"]
+    assert loop["variant"] == "mamol" and loop["steps_timed"] == 4 and loop["n_train"] == 20
+    assert loop["samples_per_s"] > 0 and loop["seconds"] > 0 and loop["warmup_s"] > 0
+    (step,) = [r for r in run[1] if r.get("variant") == "mamol" and r["figure"] == "train_step"]
+    assert loop["step_samples_per_s"] == step["samples_per_s"]
+    assert loop["loop_over_step"] == round(loop["samples_per_s"] / step["samples_per_s"], 3)
 
 
 def test_parity_and_predict_records(run):

@@ -204,7 +204,7 @@ def test_every_baseline_trains_and_scores(tmp_path_factory):
 
 def test_compile_option_runs_the_step_through_torch_compile(tmp_path_factory):
     """--set compile=aot_eager (dynamo + AOTAutograd, no code generation: fast on a CPU)
-    really compiles the step, without a graph per batch composition,
+    really compiles the blocks, without a graph per batch composition,
     and trains to the eager run's scores; compile=true names inductor, junk is refused."""
     import torch._dynamo
     from torch._dynamo.utils import counters
@@ -219,9 +219,9 @@ def test_compile_option_runs_the_step_through_torch_compile(tmp_path_factory):
     counters.clear()
     compiled = rsmiss.train(root, sets=(*sets, "compile=aot_eager"), **common)
     assert compiled.run_id != eager.run_id
-    # graphs before and after the row bookkeeping, each recompiled once at most (static, then
-    # dynamic sizes): not one graph per batch composition
-    assert 2 <= counters["stats"]["unique_graphs"] <= 6
+    # the blocks compiled: one training graph and one inference graph (evaluation), not one
+    # per batch composition (whole-model compile made 5 here, dynamic=False 10)
+    assert counters["stats"]["unique_graphs"] == 2
     oa_e, oa_c = eager.metrics["overall"]["oa"], compiled.metrics["overall"]["oa"]
     assert abs(oa_e - oa_c) <= 1.0, (oa_e, oa_c)
     torch._dynamo.reset()

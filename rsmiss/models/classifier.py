@@ -60,6 +60,7 @@ class MultimodalClassifier(nn.Module):
         self.head = nn.Linear(len(self.modalities) * dim, n_classes)
         self.prompter: nn.Module | None = None  # set by prompt methods (mmp, dcp)
         self.config: dict[str, Any] = {}
+        self._blocks: Any = None  # the block stack under torch.compile (compile_blocks)
 
     # -- the contract -------------------------------------------------------------------
     def forward(self, inputs: dict[str, torch.Tensor], available: torch.Tensor) -> ModelOutput:
@@ -77,7 +78,12 @@ class MultimodalClassifier(nn.Module):
                 start += n
         ctx = PassContext(pattern[row], available[row], mod, self.n_patterns)
         x = self.backbone.embed(torch.cat(tokens), self.patch_size)
-        x = self.backbone.forward_blocks(x, ctx, self.prompter)
+        if self._blocks is None:
+            x = self.backbone.forward_blocks(x, ctx, self.prompter)
+        else:
+            for t in (x, ctx.pattern, ctx.available, ctx.modality):
+                torch._dynamo.maybe_mark_dynamic(t, 0)  # rows vary; nothing else does
+            x = self._blocks(x, ctx, self.prompter)
         feats = self.backbone.pool(x)
         flat = feats.new_zeros(b * m, feats.shape[-1]).index_copy(0, row * m + mod, feats)
         logits = self.head(flat.view(b, -1))
@@ -148,6 +154,19 @@ class MultimodalClassifier(nn.Module):
         finally:
             handle.remove()
         return captured[0]
+
+    def compile_blocks(self, backend: str = "inductor") -> MultimodalClassifier:
+        """Run the transformer blocks (with adapters and prompts) under ``torch.compile``.
+
+        The blocks are nearly all of the step's work; the tokenizers, the row bookkeeping
+        and the head stay eager. Only the number of encoder rows varies between batches (it
+        follows each batch's availability), and that dimension is marked dynamic, so one
+        graph serves every batch composition. Compiling the whole model instead recompiles
+        whenever a row count crosses a size guard (e.g. every sample of a batch having
+        LiDAR). Training and inference each compile once on their first call.
+        """
+        self._blocks = torch.compile(self.backbone.forward_blocks, backend=backend)
+        return self
 
     # -- training helpers ---------------------------------------------------------------
     def train(self, mode: bool = True) -> MultimodalClassifier:

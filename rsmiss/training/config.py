@@ -43,11 +43,11 @@ TRAIN_OPTION_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 512,
     # Write the scene classification map (GeoTIFF + PNG) at the end of training.
     "write_map": True,
-    # torch.compile the training step's model: false, true (= inductor) or a torch.compile
-    # backend name. Pays on a GPU over a whole run (the first steps spend a minute or more
-    # compiling; one recompile makes the encoder batch sizes dynamic); on a CPU compiling
-    # costs more than it saves for short runs. Fused kernels round differently, so it is
-    # part of the run id.
+    # torch.compile the model's transformer blocks: false, true (= inductor) or a
+    # torch.compile backend name. One graph for training and one for evaluation, whatever
+    # the batch composition (MultimodalClassifier.compile_blocks). Meant for GPU runs (the
+    # first step spends a minute or more compiling); on a CPU compiling costs more than it
+    # saves for short runs. Fused kernels round differently, so it is part of the run id.
     "compile": False,
 }
 """Training options accepted by ``--set`` beside the model's own option keys."""

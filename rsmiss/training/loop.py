@@ -36,6 +36,15 @@ _NO_DECAY_MODULES = (
 )
 
 
+def compiled(model: torch.nn.Module, backend: str | None) -> torch.nn.Module:
+    """``model`` with its transformer blocks under ``torch.compile(backend=...)`` when one
+    is named (``MultimodalClassifier.compile_blocks``: one graph whatever the batch's
+    composition). Call it before wrapping in DDP; the model is changed in place."""
+    if backend:
+        model.compile_blocks(backend)
+    return model
+
+
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Two AdamW groups: decay on weight matrices/kernels, none on norms, biases, embeddings.
 

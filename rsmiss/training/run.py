@@ -23,7 +23,7 @@ from rsmiss.training.checkpoint import capture_rng, load_checkpoint, restore_rng
 from rsmiss.training.config import RunConfig
 from rsmiss.training.data import RunData, load_run_data
 from rsmiss.training.distributed import DistInfo, launch
-from rsmiss.training.loop import TrainState, fit, param_groups, predict_split
+from rsmiss.training.loop import TrainState, compiled, fit, param_groups, predict_split
 from rsmiss.training.metrics import score_by_pattern
 from rsmiss.training.plan import PlannedRun, plan_runs
 from rsmiss.training.report import write_confusion_png, write_curve
@@ -158,7 +158,9 @@ def _train_rank(info: DistInfo, plan: PlannedRun, host_data: RunData, progress: 
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     data = host_data.to(device)
-    model = build_for_run(cfg, data.scene.channels, data.n_classes).to(device)
+    model = compiled(
+        build_for_run(cfg, data.scene.channels, data.n_classes).to(device), cfg.compile_backend
+    )
     backbone_hash = model.config.get("backbone_hash")
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     state = TrainState()
@@ -180,12 +182,6 @@ def _train_rank(info: DistInfo, plan: PlannedRun, host_data: RunData, progress: 
         # device_ids=None: the inputs are already on this rank's device, and with ids DDP
         # would also move the host availability mask there, costing a device sync per step
         train_model = DDP(model, device_ids=None, find_unused_parameters=True)
-    if cfg.compile_backend:
-        # The step's model only: evaluation stays eager (no-grad graphs would be compiled
-        # anew). dynamic=None: the first batch compiles static, the next one recompiles with
-        # dynamic encoder batch sizes (they follow the availability of each batch); the
-        # row bookkeeping is a deliberate graph break (MultimodalClassifier._encoder_rows).
-        train_model = torch.compile(train_model, backend=cfg.compile_backend)
 
     every = int(cfg.train_opt("checkpoint_every"))
 
