@@ -625,18 +625,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.rounds = args.rounds or (10 if cuda else 5)
     args.steps_per_round = args.steps_per_round or (5 if cuda else 1)
     args.predict_batch = args.predict_batch or (2048 if cuda else 256)
-    size = args.predict_size or ("128x128" if cuda else "16x16")
-    try:
-        args.predict_size = tuple(int(v) for v in size.lower().split("x"))
-        assert len(args.predict_size) == 2 and min(args.predict_size) > args.patch_size
-    except (ValueError, AssertionError):
-        ap.error(f"--predict-size {size!r}: need HxW, both larger than the patch size")
-    loop = args.loop_scene or ("349x1905" if cuda else "32x32")
-    try:
-        args.loop_scene = tuple(int(v) for v in loop.lower().split("x"))
-        assert len(args.loop_scene) == 2 and min(args.loop_scene) > args.patch_size
-    except (ValueError, AssertionError):
-        ap.error(f"--loop-scene {loop!r}: need HxW, both larger than the patch size")
+
+    def scene_size(flag: str, text: str) -> tuple[int, int]:
+        try:
+            h, w = (int(v) for v in text.lower().split("x"))
+        except ValueError:
+            h = w = 0
+        if min(h, w) <= args.patch_size:
+            ap.error(f"{flag} {text!r}: need HxW, both larger than the patch size")
+        return h, w
+
+    args.predict_size = scene_size(
+        "--predict-size", args.predict_size or ("128x128" if cuda else "16x16")
+    )
+    args.loop_scene = scene_size(
+        "--loop-scene", args.loop_scene or ("349x1905" if cuda else "32x32")
+    )
     args.loop_samples = args.loop_samples or (2832 if cuda else 64)
     if not 0 < args.loop_samples <= args.loop_scene[0] * args.loop_scene[1]:
         ap.error("--loop-samples: between 1 and the scene's pixel count")

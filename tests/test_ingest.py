@@ -352,12 +352,17 @@ def _geo_dataset(tmp_path: Path, lidar_crs: str = "EPSG:4326") -> tuple[Path, di
     return raw, {"doc": doc, "f": f, "e0": e0, "n0": n0, "px": px, "w": w}
 
 
+def _ingest_yaml(tmp_path: Path, doc: dict, raw: Path, *flags):
+    """Write ``doc`` as tmp_path/geo.yaml and ingest it into tmp_path/root."""
+    yml = tmp_path / "geo.yaml"
+    yml.write_text(yaml.safe_dump(doc))
+    root = tmp_path / "root"
+    return cli("ingest", yml, "--raw", raw, "--root", root, *flags), root
+
+
 def test_geotiff_user_yaml_lidar_other_crs_and_resolution_lands_on_hs_grid(tmp_path):
     raw, g = _geo_dataset(tmp_path)
-    yml = tmp_path / "geo.yaml"
-    yml.write_text(yaml.safe_dump(g["doc"]))
-    root = tmp_path / "root"
-    res = cli("ingest", yml, "--raw", raw, "--root", root, "--patch-size", 5)
+    res, root = _ingest_yaml(tmp_path, g["doc"], raw, "--patch-size", 5)
     assert res.exit_code == 0, res.output
     ds = open_cube(root / "cubes" / "geo.zarr")
     assert ds["scene_lidar"].shape == (1, 30, 40) and "32632" in ds.attrs["crs"]
@@ -406,10 +411,7 @@ def test_label_raster_on_another_grid_with_its_own_nodata(tmp_path):
         from_origin(g["e0"] - 2.5, g["n0"] + 2.5, 5.0, 5.0),
         nodata=255,
     )
-    yml = tmp_path / "geo.yaml"
-    yml.write_text(yaml.safe_dump(g["doc"]))
-    root = tmp_path / "root"
-    res = cli("ingest", yml, "--raw", raw, "--root", root, "--patch-size", 5)
+    res, root = _ingest_yaml(tmp_path, g["doc"], raw, "--patch-size", 5)
     assert res.exit_code == 0, res.output
     ds = open_cube(root / "cubes" / "geo.zarr")
     np.testing.assert_array_equal(ds["label_map"].values, want)
@@ -844,10 +846,7 @@ def test_label_raster_nodata_is_unlabelled(tmp_path):
         lab, crs, t = src.read(), src.crs, src.transform
     lab[0, 29, :] = 255  # the last row: no data
     _tif(raw / "labels.tif", lab, crs, t, nodata=255)
-    yml = tmp_path / "geo.yaml"
-    yml.write_text(yaml.safe_dump(g["doc"]))
-    root = tmp_path / "root"
-    res = cli("ingest", yml, "--raw", raw, "--root", root, "--patch-size", 3, "--no-patches")
+    res, root = _ingest_yaml(tmp_path, g["doc"], raw, "--patch-size", 3, "--no-patches")
     assert res.exit_code == 0, res.output
     ds = open_cube(root / "cubes" / "geo.zarr")
     lm = ds["label_map"].values
@@ -861,15 +860,14 @@ def test_float16_follows_the_modality_kind_not_its_name(tmp_path):
     doc["modalities"][0]["name"] = "vnir"  # hyperspectral by its wavelengths
     doc["modalities"][0]["wavelengths"] = {"start": 400.0, "stop": 1000.0}
     doc["modalities"][1]["kind"] = "lidar"
-    yml = tmp_path / "geo.yaml"
-    yml.write_text(yaml.safe_dump(doc))
-    root = tmp_path / "root"
-    res = cli("ingest", yml, "--raw", raw, "--root", root, "--patch-size", 3)
+    res, root = _ingest_yaml(tmp_path, doc, raw, "--patch-size", 3)
     assert res.exit_code == 0, res.output
     ds = open_cube(root / "cubes" / "geo.zarr")
     assert ds["vnir"].dtype == np.float16 and ds["lidar"].dtype == np.float32
     assert ds.attrs["kind_vnir"] == "hyperspectral"
-    lazy = ingest_no_patches(yml, raw, tmp_path / "root2")  # patches cut on the fly
+    lazy = ingest_no_patches(
+        tmp_path / "geo.yaml", raw, tmp_path / "root2"
+    )  # patches cut on the fly
     assert lazy["vnir"].dtype == np.float16 and lazy["lidar"].dtype == np.float32
     np.testing.assert_array_equal(lazy["vnir"].values, ds["vnir"].values)
 
