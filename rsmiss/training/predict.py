@@ -201,7 +201,7 @@ def _write_png(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    rgb = np.zeros((*data.shape, 3), dtype=np.uint8)
+    rgb = np.full((*data.shape, 3), 255, dtype=np.uint8)  # white: no data (0)
     for i, colour in enumerate(palette):
         rgb[data == i + 1] = [int(v) for v in colour[:3]]
     h, w = data.shape
@@ -214,6 +214,8 @@ def _write_png(
         Patch(color=np.asarray(palette[i][:3]) / 255.0, label=name)
         for i, name in enumerate(class_names)
     ]
+    if (data == 0).any():
+        handles.append(Patch(facecolor="white", edgecolor="0.5", label="no data"))
     ax.legend(
         handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False
     )
