@@ -7,6 +7,7 @@ a band with no valid value anywhere (all NaN / nodata) is refused before anythin
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,16 +34,20 @@ def tqdm_disable(progress: bool | None) -> bool | None:
     return not progress
 
 
-def windows(height: int, rows: int) -> list[tuple[int, int]]:
-    return [(r, min(height, r + rows)) for r in range(0, height, rows)]
+def row_windows(aligned: Aligned, desc: str, progress: bool | None) -> Iterable[tuple[int, int]]:
+    """The (row0, row1) windows in which ``aligned`` is read (a bounded number of bytes each,
+    ``Grid.window_rows``), with a progress bar named ``desc``."""
+    from tqdm import tqdm
+
+    height, rows = aligned.grid.height, aligned.grid.window_rows(aligned.bands)
+    spans = [(r, min(height, r + rows)) for r in range(0, height, rows)]
+    return tqdm(spans, desc=desc, unit="win", file=sys.stderr, disable=tqdm_disable(progress))
 
 
 def scan_modality(
     aligned: Aligned, split: Split, *, progress: bool | None = None, name: str = ""
 ) -> BandStats:
     """Mean/std per band over training pixels (all pixels when the scene has no labels)."""
-    from tqdm import tqdm
-
     grid = aligned.grid
     c = aligned.bands
     use_all = not split.train.any()
@@ -51,14 +56,7 @@ def scan_modality(
     m2 = np.zeros(c)
     finite_any = np.zeros(c, dtype=np.int64)
     valid = np.zeros((grid.height, grid.width), bool)
-    spans = windows(grid.height, grid.window_rows(c))
-    for r0, r1 in tqdm(
-        spans,
-        desc=f"statistics {name}",
-        unit="win",
-        file=sys.stderr,
-        disable=tqdm_disable(progress),
-    ):
+    for r0, r1 in row_windows(aligned, f"statistics {name}", progress):
         arr = aligned.read(r0, r1)  # (c, h, W) float32, NaN = invalid
         ok = np.isfinite(arr)
         finite_any += ok.sum(axis=(1, 2))

@@ -23,7 +23,7 @@ from rsmiss.errors import ConfigError
 from rsmiss.ingest.grid import Aligned
 from rsmiss.ingest.labels import Split
 from rsmiss.ingest.patches import always_write, sample_chunks
-from rsmiss.ingest.stats import BandStats, tqdm_disable, windows
+from rsmiss.ingest.stats import BandStats, row_windows, tqdm_disable
 from rsmiss.ingest.store import compressors, patch_chunk, patch_dtype
 from rsmiss.workspace import atomic_path
 
@@ -156,7 +156,6 @@ def write_cube(
     import dask.array as da
     import xarray as xr
     import zarr
-    from tqdm import tqdm
 
     names = spec.modality_names
     small = _small_dataset(spec, split, stats)
@@ -210,14 +209,7 @@ def write_cube(
             target = always_write(group[f"scene_{m}"])
             mean = st.mean.astype(np.float32)[:, None, None]
             std = st.std.astype(np.float32)[:, None, None]
-            spans = windows(grid.height, grid.window_rows(a.bands))
-            for r0, r1 in tqdm(
-                spans,
-                desc=f"scene {m}",
-                unit="win",
-                file=sys.stderr,
-                disable=tqdm_disable(progress),
-            ):
+            for r0, r1 in row_windows(a, f"scene {m}", progress):
                 x = (a.read(r0, r1) - mean) / std
                 np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
                 target[:, r0:r1, :] = x
