@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 SCALE = "0.25"
@@ -110,3 +111,15 @@ def snapshot(*folders: Path) -> dict[str, tuple]:
                 digest = hashlib.sha256(Path(p).read_bytes()).hexdigest()
                 out[p] = ("file", st.st_size, st.st_mtime_ns, digest)
     return out
+
+
+def tamper_npz(npz: Path) -> None:
+    """Flip one mask entry and rewrite a valid zip: only the stored hash can tell."""
+    with zipfile.ZipFile(npz) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    blob = bytearray(entries["train.npy"])
+    blob[-1] ^= 1
+    entries["train.npy"] = bytes(blob)
+    with zipfile.ZipFile(npz, "w") as zf:
+        for n, data in entries.items():
+            zf.writestr(n, data)

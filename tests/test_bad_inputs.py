@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,15 @@ import numpy as np
 import pytest
 import scipy.io
 import yaml
-from reliability_env import SCENARIO, base_root, cli, copy_root, snapshot, trained_run
+from reliability_env import (
+    SCENARIO,
+    base_root,
+    cli,
+    copy_root,
+    snapshot,
+    tamper_npz,
+    trained_run,
+)
 
 from rsmiss.catalog import CATALOG_DIR
 
@@ -320,21 +327,9 @@ def _train(ctx: Ctx, *args: str, runs: bool = False, root: Path | None = None):
     ]
 
 
-def _tamper(npz: Path) -> None:
-    """Flip one mask entry and rewrite a valid zip: only the stored hash can tell."""
-    with zipfile.ZipFile(npz) as zf:
-        entries = {n: zf.read(n) for n in zf.namelist()}
-    blob = bytearray(entries["train.npy"])
-    blob[-1] ^= 1
-    entries["train.npy"] = bytes(blob)
-    with zipfile.ZipFile(npz, "w") as zf:
-        for n, data in entries.items():
-            zf.writestr(n, data)
-
-
 def scenario_tampered(ctx: Ctx):
     root = ctx.root()
-    _tamper(root / "scenarios" / "trento" / f"{SCENARIO}.npz")
+    tamper_npz(root / "scenarios" / "trento" / f"{SCENARIO}.npz")
     return _train(ctx, "--random-init", root=root)
 
 
@@ -405,7 +400,7 @@ def evaluate_unknown_run(ctx: Ctx):
 
 def evaluate_tampered_scenario(ctx: Ctx):
     root = ctx.root(runs=True)
-    _tamper(root / "scenarios" / "trento" / f"{SCENARIO}.npz")
+    tamper_npz(root / "scenarios" / "trento" / f"{SCENARIO}.npz")
     run = ctx.run_dir(root)
     return ["evaluate", run.name, "--root", str(root), "--scenario", SCENARIO], [
         root / "runs",

@@ -13,12 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from reliability_env import tamper_npz
 
 from rsmiss.cli import main
 from rsmiss.errors import DataError
@@ -194,15 +194,7 @@ def test_tampered_or_foreign_file_is_refused(trento_root: Path):
     path = trento_root / "scenarios" / "trento" / "other-r0.50-s0.npz"
     with pytest.raises(DataError, match="cube"):
         load_scenario(path, cube="another-cube-id")
-    # flip one mask entry, keep the zip valid
-    with zipfile.ZipFile(path) as zf:
-        entries = {n: zf.read(n) for n in zf.namelist()}
-    blob = bytearray(entries["train.npy"])
-    blob[-1] ^= 1
-    entries["train.npy"] = bytes(blob)
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, data in entries.items():
-            zf.writestr(n, data)
+    tamper_npz(path)  # one mask entry flipped, the zip still valid
     with pytest.raises(DataError, match="other-r0.50-s0.npz"):
         load_scenario(path)
     path.write_bytes(b"not a zip")
