@@ -360,6 +360,7 @@ def loop_figure(args: argparse.Namespace, device: Any, earlier: list[dict]) -> d
     """
     import numpy as np
     import torch
+    from torch._dynamo.utils import counters
 
     from rsmiss.training.config import RunConfig
     from rsmiss.training.data import RunData, Scene, Split, pad_scene
@@ -408,19 +409,22 @@ def loop_figure(args: argparse.Namespace, device: Any, earlier: list[dict]) -> d
     )
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     state = TrainState()
-    common = dict(model=model, train_model=step_model, optimizer=optimizer, data=data)
-    common.update(device=device, state=state, progress=False)
-    graphs_before = 0
-    if args.compile:
-        from torch._dynamo.utils import counters
+    common = dict(
+        model=model,
+        train_model=step_model,
+        optimizer=optimizer,
+        data=data,
+        device=device,
+        state=state,
+        progress=False,
+    )
     t0 = time.perf_counter()
     fit(cfg=cfg, **common)
     if cuda:
         torch.cuda.synchronize(device)
     warmup_s = time.perf_counter() - t0
     steps_warm = state.step
-    if args.compile:
-        graphs_before = counters["stats"]["unique_graphs"]
+    graphs_before = counters["stats"]["unique_graphs"]
     reset_peak(device)
     timed_cfg = RunConfig.from_dict({**cfg.to_dict(), "epochs": 1 + args.loop_epochs})
     perf = fit(cfg=timed_cfg, **common)  # fit's own clock; it reads the loss once per epoch
