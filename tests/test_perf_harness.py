@@ -9,6 +9,7 @@ train / predict path fails the test. One process keeps the test short (imports d
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,13 @@ def run(tmp_path_factory):
         capture_output=True,
         text=True,
         cwd=tmp,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "HOME": str(tmp)},
+        env={
+            "OMP_NUM_THREADS": "1",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp),
+            # where the packages come from on a machine with no install (PYTHONPATH=src:site)
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+        },
         timeout=180,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
