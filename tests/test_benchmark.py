@@ -114,6 +114,46 @@ def test_unknown_method_option_is_a_config_error(tmp_path):
     assert result.exit_code == 2 and "no_such_thing" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [("{rank: 0}", "rank=0"), ("{experts: 2, top_k: 3}", "top_k=3"), ("{layers: 13}", "layers=13")],
+)
+def test_bad_method_option_value_fails_before_anything_runs(tmp_path, options, named):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "grid:\n  - datasets: [trento]\n    rates: [0.5]\n    settings: [both]\n"
+        f"    methods: [{{method: mamol, options: {options}}}]\n"
+    )
+    result = CliRunner().invoke(main, ["benchmark", str(bad), "--dry-run", "--root", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and "bad.yaml" in line and named in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("recipe", "named"),
+    [
+        ("  train_options: {eval_batch_size: 0}", "eval_batch_size"),
+        ("  train_options: {bogus: 1}", "'bogus'"),
+        ("  train_options: {write_map: maybe}", "write_map"),
+        ("  precision: fp8", "recipe.precision"),
+    ],
+)
+def test_bad_recipe_fails_before_anything_runs(tmp_path, recipe, named):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        f"recipe:\n{recipe}\n"
+        "grid:\n  - datasets: [trento]\n    rates: [0.5]\n    settings: [both]\n"
+        "    methods: [mamol]\n"
+    )
+    result = CliRunner().invoke(main, ["benchmark", str(bad), "--root", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and "bad.yaml: recipe" in line and named in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # nothing written
+
+
 def test_missing_inputs_lists_every_raw_file_and_the_weights(tmp_path):
     pipes = [load_pipeline(PIPES / f"{n}.yaml") for n in ("paper-table1", "paper-table3")]
     (tmp_path / "raw" / "trento").mkdir(parents=True)

@@ -102,6 +102,9 @@ def test_predict_bad_missing_is_one_line(tmp_path_factory):
         main, ["predict", ref.run_id, "--root", str(ref.root), "--missing", "hs,lidar"]
     )
     assert res.exit_code == 2 and "--missing" in res.stderr
+    args = ["predict", ref.run_id, "--root", str(ref.root), "--missing", "hs", "--missing", "lidar"]
+    res = CliRunner().invoke(main, args)  # repeated: both count, not only the last
+    assert res.exit_code == 2 and "at least one modality" in res.stderr, res.output
     res = CliRunner().invoke(main, ["predict", "no-such-run", "--root", str(ref.root)])
     assert res.exit_code == 2 and "no-such-run" in res.stderr
 

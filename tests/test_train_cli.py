@@ -41,6 +41,14 @@ BAD = [
     ("no weights", ["--backbone", "vit-b-16"], "ViT-B-16.pt"),
     ("weights missing", ["--backbone-weights", "/nonexistent/w.pt"], "/nonexistent/w.pt"),
     ("unknown scenario", ["--scenario", "nope-r0.1-s0", "--random-init"], "nope-r0.1-s0"),
+    ("unknown backbone", ["--backbone", "vit-h-99", "--random-init"], "--backbone"),
+    ("rank < 1", ["--set", "rank=0", "--random-init"], "rank=0"),
+    ("top_k > experts", ["--set", "top_k=3", "--random-init"], "top_k=3"),
+    ("more layers than blocks", ["--set", "layers=5", "--random-init"], "layers=5"),
+    ("eval batch 0", ["--set", "eval_batch_size=0", "--random-init"], "eval_batch_size"),
+    ("test samples not a number", ["--set", "max_test_samples=all", "--random-init"], "'all'"),
+    ("write_map not a bool", ["--set", "write_map=maybe", "--random-init"], "write_map"),
+    ("val_fraction 1", ["--set", "val_fraction=1", "--random-init"], "val_fraction"),
 ]
 
 
@@ -52,7 +60,17 @@ def test_bad_inputs_one_line_exit_2_nothing_written(tmp_path_factory, case, args
     assert res.exit_code == 2, (case, res.output)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], res.stderr
+    assert "plan:" not in res.stdout  # rejected before anything is planned
     assert not (root / "runs").exists()
+
+
+def test_help_states_the_default_epochs():
+    from rsmiss.models import BACKBONES
+    from rsmiss.training import DEFAULT_EPOCHS
+
+    res = CliRunner().invoke(main, ["train", "--help"], terminal_width=400)
+    assert f"(default: {DEFAULT_EPOCHS}," in res.output
+    assert all(name in res.output for name in BACKBONES)
 
 
 def test_weights_unreadable_or_of_wrong_architecture(tmp_path_factory):

@@ -47,10 +47,12 @@ class Outcome:
 
 
 def validate_methods(pipe: Pipeline, cells: Sequence[Cell]) -> None:
-    """Unknown methods or option keys fail before anything is written."""
+    """Unknown methods, option keys or option values fail before anything is written."""
     from rsmiss.models import METHODS
+    from rsmiss.models.factory import check_options
 
     where = pipe.path or pipe.name
+    checked: set[str] = set()
     for c in cells:
         if c.method not in METHODS:
             raise ConfigError(
@@ -64,6 +66,37 @@ def validate_methods(pipe: Pipeline, cells: Sequence[Cell]) -> None:
                     f"{where}: method {c.method} has no option {k!r} (cell {c.cell_id}); "
                     f"its options: {', '.join(sorted(keys))}"
                 )
+        opts = {**c.options, **placement_options(c.placement)}
+        key = json.dumps([c.method, opts], sort_keys=True, default=str)
+        if key not in checked:  # once per distinct (method, options), not per cell
+            checked.add(key)
+            try:
+                check_options(c.method, opts, pipe.recipe.backbone)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: cell {c.cell_id}: {exc}") from None
+
+
+def validate_recipe(pipe: Pipeline) -> None:
+    """The recipe's training options and precision fail before anything is written, as
+    ``rsmiss train --set`` would reject them (and not hours later, at the first run)."""
+    from rsmiss.training.config import PRECISIONS, TRAIN_OPTION_DEFAULTS, RunConfig
+
+    where = f"{pipe.path or pipe.name}: recipe"
+    r = pipe.recipe
+    unknown = sorted(set(r.train_options) - set(TRAIN_OPTION_DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"{where}.train_options: unknown key {unknown[0]!r}; "
+            f"known: {', '.join(sorted(TRAIN_OPTION_DEFAULTS))}"
+        )
+    if r.precision is not None and r.precision not in PRECISIONS:
+        raise ConfigError(
+            f"{where}.precision must be one of {', '.join(PRECISIONS)}; got {r.precision!r}"
+        )
+    try:
+        RunConfig("check", "check", "check", random_init=True, train_options=dict(r.train_options))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.train_options: {str(exc).removeprefix('--set ')}") from None
 
 
 def _default_mods(dataset: str, mods: tuple[str, ...] | None) -> bool:
@@ -351,6 +384,7 @@ def run_pipeline(
 
     ws = Workspace(root)
     cells = expand(pipe)
+    validate_recipe(pipe)
     validate_methods(pipe, cells)
     missing = missing_inputs([pipe], ws.root, backbone_weights)
     if missing:
@@ -387,6 +421,7 @@ def run_benchmark(
         raise ConfigError(f"two pipelines share a name ({names}); each needs its own report folder")
     expanded = [(p, expand(p)) for p in loaded]
     for p, cells in expanded:
+        validate_recipe(p)
         validate_methods(p, cells)
     if dry_run:
         for p, cells in expanded:

@@ -18,9 +18,9 @@ from rsmiss.commands.options import root_option
 )
 @click.option(
     "--missing",
-    default="",
-    metavar="MOD,...",
-    help="Modalities to treat as absent for every pixel, e.g. hs.",
+    multiple=True,
+    metavar="MOD[,MOD]",
+    help="Modalities to treat as absent for every pixel, e.g. hs (repeat or comma-separate).",
 )
 @click.option(
     "--out",
@@ -40,7 +40,7 @@ def predict_cmd(run, root, cube, missing, out, batch_size) -> None:
     r = load_run(run, root)
     tif = r.predict(
         cube=cube,
-        missing=tuple(missing.split(",")) if missing else (),
+        missing=tuple(m.strip() for value in missing for m in value.split(",") if m.strip()),
         out=out,
         batch_size=batch_size,
         progress=True,

@@ -36,7 +36,13 @@ from rsmiss.commands.options import root_option
     "training option (max_test_samples, val_fraction, checkpoint_every, "
     "eval_batch_size, write_map, compile=true for torch.compile on GPU).",
 )
-@click.option("--backbone", default="vit-b-16", show_default=True, help="vit-b-16 or tiny.")
+@click.option(
+    "--backbone",
+    default="vit-b-16",
+    show_default=True,
+    help="vit-b-16 (the paper's), vit-b-32, vit-l-14, or tiny (a small tower for tests and "
+    "the demo, always with --random-init).",
+)
 @click.option(
     "--backbone-weights",
     default=None,
@@ -60,7 +66,7 @@ from rsmiss.commands.options import root_option
     "--epochs",
     type=int,
     default=None,
-    help="Training epochs (default: rsmiss.training.DEFAULT_EPOCHS).",
+    help="Training epochs (default: 30, the paper's recipe).",
 )
 @click.option(
     "--batch-size",

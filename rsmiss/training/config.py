@@ -99,13 +99,16 @@ class RunConfig:
                 f"--backbone-activation must be quickgelu or gelu, got {self.backbone_activation!r}"
             )
         vf = self.train_opt("val_fraction")
-        if not 0.0 <= float(vf) < 1.0:
-            raise ConfigError(f"--set val_fraction must be in [0, 1), got {vf}")
-        mts = self.train_opt("max_test_samples")
-        if mts is not None and int(mts) < 1:
-            raise ConfigError(f"--set max_test_samples must be at least 1, got {mts}")
-        if int(self.train_opt("checkpoint_every")) < 1:
-            raise ConfigError("--set checkpoint_every must be at least 1")
+        if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0.0 <= vf < 1.0:
+            raise ConfigError(f"--set val_fraction must be a number in [0, 1), got {vf!r}")
+        if self.train_opt("max_test_samples") is not None:
+            _check_count("max_test_samples", self.train_opt("max_test_samples"))
+        _check_count("checkpoint_every", self.train_opt("checkpoint_every"))
+        _check_count("eval_batch_size", self.train_opt("eval_batch_size"))
+        if not isinstance(self.train_opt("write_map"), bool):
+            raise ConfigError(
+                f"--set write_map must be true or false, got {self.train_opt('write_map')!r}"
+            )
         compile_backend(self.train_opt("compile"))  # validates
 
     @property
@@ -180,6 +183,12 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
                 h.update(chunk)
         _SHA_CACHE[key] = h.hexdigest()
     return _SHA_CACHE[key]
+
+
+def _check_count(key: str, value: Any) -> None:
+    """A training option that counts something: an integer of at least 1 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"--set {key} must be an integer of at least 1, got {value!r}")
 
 
 def parse_set(pairs: tuple[str, ...] | list[str], model_keys: set[str] | None) -> tuple[dict, dict]:

@@ -153,6 +153,8 @@ def plan_runs(
     """Resolve flags into runs (dataset x scenario x method), each with its status."""
     import torch
 
+    from rsmiss.models.backbone import backbone_config
+    from rsmiss.models.factory import check_options
     from rsmiss.scenarios import load_scenario
     from rsmiss.training.checkpoint import load_checkpoint
     from rsmiss.training.distributed import check_devices
@@ -160,6 +162,10 @@ def plan_runs(
     ws = Workspace(root)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    try:  # before the plan is printed: a typo must not look like a planned run
+        backbone_config(backbone)
+    except ConfigError as exc:
+        raise ConfigError(f"--backbone: {exc}") from None
     world = check_devices(devices)
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "32"
@@ -176,6 +182,10 @@ def plan_runs(
         model_opts.update(options or {})
         if backbone_activation is not None:
             model_opts["activation"] = backbone_activation
+        try:  # every value the model would reject, before the plan is printed
+            check_options(m, model_opts, backbone)
+        except ConfigError as exc:
+            raise ConfigError(f"{'--set' if sets else 'options'} of method {m!r}: {exc}") from None
         per_method[m] = (model_opts, train_opts)
     w_path, w_sha = resolve_weights(ws, backbone, backbone_weights, random_init)
 
