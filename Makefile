@@ -9,12 +9,14 @@ ROOT ?= rsmiss-data
 .PHONY: install test lint format clean demo benchmark benchmark-smoke
 
 # Virtual environment + editable install; re-runs only when pyproject.toml changes.
+# pyproject admits torch >= 2.11 (a cluster's own torch stays); here we pin the tested pair.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev]' $(TORCH_PINS)
 	touch $(STAMP)
 
 test: $(STAMP)
