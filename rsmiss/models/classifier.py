@@ -76,14 +76,21 @@ class MultimodalClassifier(nn.Module):
                 idx = row[start : start + n]
                 tokens.append(self.tokenizers[name](inputs[name].index_select(0, idx)))
                 start += n
-        ctx = PassContext(pattern[row], available[row], mod, self.n_patterns)
         x = self.backbone.embed(torch.cat(tokens), self.patch_size)
         if self._blocks is None:
+            ctx = PassContext(pattern[row], available[row], mod, self.n_patterns)
             x = self.backbone.forward_blocks(x, ctx, self.prompter)
         else:
+            # A lone encoder row (one sample with one modality) runs twice: a dimension of
+            # size 1 would be specialised, i.e. a second graph. Rows never mix and the
+            # balancing losses are means over tokens, so the copy changes no number.
+            lone = x.shape[0] == 1
+            rows, mods = (row.repeat(2), mod.repeat(2)) if lone else (row, mod)
+            x = torch.cat([x, x]) if lone else x
+            ctx = PassContext(pattern[rows], available[rows], mods, self.n_patterns)
             for t in (x, ctx.pattern, ctx.available, ctx.modality):
                 torch._dynamo.maybe_mark_dynamic(t, 0)  # rows vary; nothing else does
-            x = self._blocks(x, ctx, self.prompter)
+            x = self._blocks(x, ctx, self.prompter)[: len(row)]
         feats = self.backbone.pool(x)
         flat = feats.new_zeros(b * m, feats.shape[-1]).index_copy(0, row * m + mod, feats)
         logits = self.head(flat.view(b, -1))
