@@ -309,3 +309,22 @@ def test_compiled_blocks_serve_every_batch_composition_with_one_graph(method):
         if pe.requires_grad:  # the same gradients, the lone row's copy included
             torch.testing.assert_close(pc.grad, pe.grad, rtol=1e-4, atol=1e-5, msg=name)
     torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_builds_on_the_meta_device_for_option_checks(method):
+    """`check_options` (run by train and benchmark before anything else) builds each method
+    on the meta device: defaults pass there, a value attach rejects is rejected, and the
+    global RNG is left as it was (the runs' seeds stay exact)."""
+    from rsmiss.models.factory import check_options
+
+    before = torch.random.get_rng_state()
+    check_options(method, {}, "vit-b-16")
+    assert torch.equal(torch.random.get_rng_state(), before)
+    with pytest.raises(ConfigError, match="activation"):
+        check_options(method, {"activation": "relu"}, "vit-b-16")
+    depth_keys = {"layers", "prompt_depth"} & set(METHODS[method].options)
+    for key in depth_keys:  # checked against the backbone's 12 blocks, in attach
+        with pytest.raises(ConfigError, match="depth"):
+            check_options(method, {key: 13}, "vit-b-16")
+    assert depth_keys or method == "baseline"
