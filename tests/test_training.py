@@ -232,3 +232,87 @@ def test_compile_option_runs_the_step_through_torch_compile(tmp_path_factory):
     assert off.compile_backend is None and off.run_id == RunConfig("trento", "s", "c").run_id
     with pytest.raises(ConfigError, match="compile"):
         RunConfig("trento", "s", "c", train_options={"compile": "fast"})
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # .mat: no CRS
+def test_three_modalities_every_pattern_end_to_end(tmp_path):
+    """Augsburg's HS + SAR + DSM (7 availability patterns, 6 of them with something missing):
+    synth -> ingest -> an all-subsets scenario -> MaMOL -> scores for every pattern ->
+    re-scored on another scenario -> a map that follows `--missing`."""
+    import rasterio
+    from click.testing import CliRunner
+
+    import rsmiss
+    from rsmiss.cli import main
+
+    def cli(*args: str) -> None:
+        res = CliRunner().invoke(main, list(args), catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+
+    root = str(tmp_path)
+    cli("synth", "augsburg", "--out", f"{root}/raw/augsburg", "--scale", "0.2", "--seed", "0")
+    cli("ingest", "augsburg", "--root", root, "--patch-size", "3", "--no-patches", "--quiet")
+    mods = ["--modalities", "hs,sar,lidar"]
+    cli("scenarios", "--root", root, "--rate", "0.7", "--pattern", "all-subsets", *mods)
+    cli("scenarios", "--root", root, "--rate", "0.7", "--pattern", "hs", *mods)
+    sid = "all-subsets-r0.70-s0-m-hs-sar-lidar"
+    run = rsmiss.train(
+        root,
+        dataset="augsburg",
+        scenario=sid,
+        method="mamol",
+        backbone="tiny",
+        random_init=True,
+        epochs=2,
+        sets=("max_test_samples=700", "write_map=false"),
+    )
+    m = run.metrics
+    assert m["modalities"] == ["hs", "sar", "lidar"] and m["n_test"] == 700
+    assert len(m["by_pattern"]) == 7  # complete + the six ways of missing one or two
+    assert sum(p["n"] for p in m["by_pattern"].values()) == 700
+    assert 0.0 <= m["overall"]["oa"] <= 100.0
+    # the model reloaded from the run directory is the trained one, modality order included
+    # (config.json once stored the modalities as a JSON object: sorted, hs, lidar, sar)
+    again = rsmiss.load_run(run.run_id, root)
+    assert list(again.modalities) == ["hs", "sar", "lidar"]
+    assert again.evaluate(scenario=sid)["overall"] == m["overall"]
+    other = again.evaluate(scenario="hs-r0.70-s0-m-hs-sar-lidar")
+    assert set(other["by_pattern"]) == {"complete", "hs_missing"}
+    tif = again.predict(missing=("sar", "lidar"))
+    with rasterio.open(tif) as src:
+        classes = src.read(1)
+    assert classes.shape == (src.height, src.width) and classes.max() <= len(m["class_names"])
+
+
+def test_run_modality_order_survives_json_and_old_runs(tmp_path):
+    """config.json keeps the model's modality order ([name, bands] pairs); a run written
+    when it was a JSON object (keys sorted) takes the order from its metrics or scenario,
+    and says so in one error when neither is left."""
+    from rsmiss.training.rundir import Run
+    from rsmiss.workspace import write_json_atomic
+
+    cfg = RunConfig("augsburg", "all-r0.70-s0", "cid", random_init=True)
+    run_dir = tmp_path / "runs" / cfg.run_id
+    order = ["hs", "sar", "lidar"]
+
+    def write(model_modalities) -> Run:
+        model = {"modalities": model_modalities, "n_classes": 2, "class_names": ["a", "b"]}
+        write_json_atomic(
+            run_dir / "config.json", {"run_id": cfg.run_id, "config": cfg.to_dict(), "model": model}
+        )
+        return Run(run_dir)
+
+    run_dir.mkdir(parents=True)
+    assert list(write([["hs", 30], ["sar", 4], ["lidar", 1]]).modalities) == order
+    old = write({"hs": 30, "sar": 4, "lidar": 1})
+    assert list(old.model_info["modalities"]) == ["hs", "lidar", "sar"]  # what JSON kept
+    with pytest.raises(DataError, match="order of the run's modalities"):
+        _ = old.modalities
+    scenario = tmp_path / "scenarios" / "augsburg" / "all-r0.70-s0.npz"
+    scenario.parent.mkdir(parents=True)
+    np.savez(scenario, modalities=np.array(order))
+    assert list(old.modalities) == order  # from the training scenario
+    scenario.unlink()
+    (run_dir / "metrics.json").write_text(json.dumps({"modalities": order}))
+    assert old.modalities == {"hs": 30, "sar": 4, "lidar": 1}  # from the metrics
+    assert list(old.modalities) == order

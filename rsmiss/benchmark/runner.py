@@ -253,7 +253,7 @@ def _record(cell: Cell, run: Any, scores: dict[str, Any], eval_sid: str | None) 
         "group_id": cell.group_id,
         "cell_id": cell.cell_id,
         "dataset": cell.dataset,
-        "modalities": ",".join(m.get("modalities") or run.model_info.get("modalities", [])),
+        "modalities": ",".join(m.get("modalities") or run.modalities),
         "setting": cell.setting,
         "eval_setting": cell.eval_setting or "",
         "rate": cell.rate,

@@ -54,10 +54,10 @@ def evaluate_run(
             "(cube_id differs); retrain the run on the current cube"
         )
     sc = load_scenario(path, cube=ds)
-    if tuple(sc.modalities) != tuple(run.model_info["modalities"]):
+    if tuple(sc.modalities) != tuple(run.modalities):
         raise DataError(
             f"{path}: scenario modalities {list(sc.modalities)} differ from the run's "
-            f"{list(run.model_info['modalities'])}"
+            f"{list(run.modalities)}"
         )
     dev = resolve_device(device)
     model = run.load_model(dev)
@@ -110,7 +110,7 @@ def predict_run(
     )
 
     cfg = run.config
-    modalities = tuple(run.model_info["modalities"])
+    modalities = tuple(run.modalities)
     missing = tuple(m.strip() for m in missing if m.strip())
     missing_columns(missing, modalities)  # validate before any work
     cube_path = Path(cube) if cube else Workspace(run.root).cube(cfg.dataset)
@@ -129,9 +129,7 @@ def predict_run(
     except Exception as exc:  # noqa: BLE001
         raise DataError(f"cannot open cube ({type(exc).__name__})", source=str(cube_path)) from None
     dev = resolve_device(device)
-    scene = scene_for_run(
-        ds, modalities, run.model_info["modalities"], cfg.patch_size, dev, str(cube_path)
-    )
+    scene = scene_for_run(ds, modalities, run.modalities, cfg.patch_size, dev, str(cube_path))
     model = run.load_model(dev)
     cmap = classify_scene(
         model,

@@ -239,7 +239,9 @@ def _write_run_files(plan: PlannedRun, model: Any, data: RunData, info: DistInfo
             "run_id": cfg.run_id,
             "config": cfg.to_dict(),
             "model": {
-                "modalities": data.scene.channels,
+                # [name, bands] pairs, not an object: JSON objects are written with sorted
+                # keys, and the order is the model's (mask columns, the head's input)
+                "modalities": [[m, c] for m, c in data.scene.channels.items()],
                 "n_classes": data.n_classes,
                 "class_names": data.class_names,
                 "palette": [list(map(int, c)) for c in data.attrs.get("palette") or []],

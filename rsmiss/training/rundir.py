@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from rsmiss.errors import DataError
@@ -38,6 +39,33 @@ class Run:
         self.run_id: str = raw["run_id"]
         self.config = RunConfig.from_dict(raw["config"])
         self.model_info: dict[str, Any] = raw["model"]
+
+    @property
+    def modalities(self) -> dict[str, int]:
+        """{modality: bands} in the model's order: its mask columns and its head's input."""
+        stored = self.model_info["modalities"]
+        if isinstance(stored, list):
+            return {str(m): int(c) for m, c in stored}
+        # Older runs stored {name: bands} as a JSON object, whose keys were written sorted:
+        # take the order from the run's metrics or its training scenario, not from it.
+        order = (self.metrics or {}).get("modalities") or self._scenario_modalities()
+        if order is None or sorted(order) != sorted(stored):
+            raise DataError(
+                f"{self.path / 'config.json'}: the order of the run's modalities is not "
+                "recorded (an older run, and neither its metrics.json nor its scenario "
+                "file is left); retrain it"
+            )
+        return {str(m): int(stored[m]) for m in order}
+
+    def _scenario_modalities(self) -> list[str] | None:
+        path = (
+            Workspace(self.root).scenarios(self.config.dataset) / f"{self.config.scenario_id}.npz"
+        )
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return [str(m) for m in z["modalities"]]
+        except (OSError, KeyError, ValueError):
+            return None
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r}, finished={self.finished})"
@@ -79,7 +107,7 @@ class Run:
             raise DataError(f"{ckpt_path} missing; the run has no trained model")
         from rsmiss.training.run import build_for_run
 
-        model = build_for_run(cfg, self.model_info["modalities"], int(self.model_info["n_classes"]))
+        model = build_for_run(cfg, self.modalities, int(self.model_info["n_classes"]))
         ckpt = load_checkpoint(
             ckpt_path, run_id=self.run_id, backbone_hash=model.config.get("backbone_hash")
         )
