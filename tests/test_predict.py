@@ -126,3 +126,28 @@ def test_evaluate_on_another_scenario(tmp_path_factory):
     # complete test samples see the same inputs in both scenarios only where the masks agree;
     # the overall score is a valid percentage either way
     assert 0 <= out["overall"]["oa"] <= 100
+
+
+def test_class_map_png_fits_its_legend_and_keeps_nodata_apart(tmp_path):
+    """A thin scene with 15 classes still shows every legend row (the figure grows to the
+    legend), and no-data pixels get a colour no class uses (Houston's Residential is white)."""
+    import matplotlib.image as mpimg
+
+    from rsmiss.training.predict import nodata_colour, write_class_map
+
+    white, black = [255, 255, 255], [0, 0, 0]
+    palette = [[10 * i, 100, 50] for i in range(14)] + [white]
+    assert nodata_colour(palette) == (0, 0, 0)
+    assert nodata_colour(palette + [black]) == (128, 128, 128)
+    classes = np.arange(4 * 40).reshape(4, 40) % 16  # 0 = no data, 1..15 the classes
+    _tif, png = write_class_map(
+        classes,
+        tmp_path / "thin.tif",
+        class_names=[f"class {i}" for i in range(15)],
+        palette=palette,
+        title="a long title " * 8,
+    )
+    img = mpimg.imread(png)
+    assert img.shape[0] >= 16 * 0.14 * 110  # 15 classes + "no data", about 0.16 in each
+    rgb = (img[..., :3] * 255).round().astype(int).reshape(-1, 3)
+    assert (rgb == [0, 0, 0]).all(1).any()  # the no-data pixels, in black

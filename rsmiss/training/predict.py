@@ -11,6 +11,7 @@ Missing encoders are skipped exactly as in training; a pixel no sensor observed 
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,16 @@ def _default_palette(n: int) -> list[list[int]]:
     return [[int(255 * c) for c in cmap(i % 20)[:3]] for i in range(n)]
 
 
+# Shown for no-data pixels: the first colour no class uses (Houston2013's palette has white
+# for Residential, so a fixed white or black could pass a class off as missing data).
+NODATA_COLOURS = ((0, 0, 0), (255, 255, 255), (128, 128, 128), (255, 0, 255))
+
+
+def nodata_colour(palette: list) -> tuple[int, int, int]:
+    used = {tuple(int(v) for v in colour[:3]) for colour in palette}
+    return next((c for c in NODATA_COLOURS if c not in used), NODATA_COLOURS[0])
+
+
 def _write_png(
     data: np.ndarray, path: Path, class_names: list[str], palette: list, title: str
 ) -> None:
@@ -201,25 +212,31 @@ def _write_png(
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    rgb = np.full((*data.shape, 3), 255, dtype=np.uint8)  # white: no data (0)
+    blank = nodata_colour(palette)
+    rgb = np.empty((*data.shape, 3), dtype=np.uint8)
+    rgb[...] = blank  # no data (0)
     for i, colour in enumerate(palette):
         rgb[data == i + 1] = [int(v) for v in colour[:3]]
-    h, w = data.shape
-    fig, ax = plt.subplots(figsize=(min(16, 2 + w / 60), min(10, 1.5 + h / 60)))
-    ax.imshow(rgb, interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9)
+    # outlined patches: a white or pale class stays visible on the white page
     handles = [
-        Patch(color=np.asarray(palette[i][:3]) / 255.0, label=name)
+        Patch(facecolor=np.asarray(palette[i][:3]) / 255.0, edgecolor="0.4", label=name)
         for i, name in enumerate(class_names)
     ]
     if (data == 0).any():
-        handles.append(Patch(facecolor="white", edgecolor="0.5", label="no data"))
+        handles.append(Patch(facecolor=np.asarray(blank) / 255.0, edgecolor="0.4", label="no data"))
+    h, w = data.shape
+    # tall enough for one legend row per class (7 pt text), whatever the scene's shape
+    height = max(min(10.0, 1.5 + h / 60), 0.6 + 0.16 * len(handles))
+    width = min(16.0, 2 + w / 60)
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.imshow(rgb, interpolation="nearest")
+    ax.set_axis_off()
+    if title:  # wrapped to the image's width (about 13 characters per inch at 9 pt)
+        ax.set_title(textwrap.fill(title, max(24, int(0.6 * width * 13))), fontsize=9)
     ax.legend(
         handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=7, frameon=False
     )
-    fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        # "tight" grows the saved area to the legend and the title instead of clipping them
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
