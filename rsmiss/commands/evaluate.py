@@ -28,8 +28,8 @@ def evaluate_cmd(run, root, scenarios) -> None:
         raise DataError(f"run {r.run_id} is not finished; resume it with rsmiss train first")
     for sid in scenarios or tuple(scenario_ids(r)):
         res = evaluate_run(r, sid)
-        parts = [f"OA {res['overall']['oa']}"] + [
-            f"{name} {v['oa']}" for name, v in sorted(res["by_pattern"].items())
+        parts = [f"OA {res['overall']['oa']:.2f}"] + [
+            f"{name} {v['oa']:.2f}" for name, v in sorted(res["by_pattern"].items())
         ]
         click.echo(f"{r.run_id} on {res['scenario_id']}: " + ", ".join(parts))
 

@@ -164,7 +164,8 @@ def train_cmd(
         if main_rank:
             m = run.metrics or {}
             oa = (m.get("overall") or {}).get("oa")
-            click.echo(f"done: {run.run_id}  OA {oa}  -> {run.path}")
+            shown = "-" if oa is None else f"{oa:.2f}"
+            click.echo(f"done: {run.run_id}  OA {shown}  -> {run.path}")
 
 
 def register(group: click.Group) -> None:
