@@ -174,12 +174,18 @@ def _wide(
     return lines
 
 
+def modality_label(name: str) -> str:
+    """A modality as the papers write it: HS, SAR, LiDAR, DSM."""
+    return {"lidar": "LiDAR"}.get(name, name.upper())
+
+
 def _section_table1(groups: list[Group]) -> list[str]:
     out = []
     for ds in dict.fromkeys(g.first["dataset"] for g in groups):
         sub = [g for g in groups if g.first["dataset"] == ds]
         mods = sub[0].first.get("modalities") or ""
-        out += [f"### {ds} ({mods.replace(',', '+').upper() or 'default modalities'})", ""]
+        shown = "+".join(modality_label(m) for m in mods.split(",") if m)
+        out += [f"### {ds} ({shown or 'default modalities'})", ""]
         out += _wide(
             sub,
             row_key=lambda g: (g.first["rate"], g.first["setting"]),
@@ -215,7 +221,7 @@ def _section_table3(groups: list[Group]) -> list[str]:
             _pct(g.first["rate"]),
             *[_pct(avail(g).get(m, 1.0)) for m in mods],
         ],
-        row_head=["Dataset", "Missing rate", *[m.upper() for m in mods]],
+        row_head=["Dataset", "Missing rate", *[modality_label(m) for m in mods]],
         col_key=lambda g: g.first["variant"],
     ) + [""]
 
