@@ -119,16 +119,24 @@ def test_unknown_method_option_is_a_config_error(tmp_path):
     [("{rank: 0}", "rank=0"), ("{experts: 2, top_k: 3}", "top_k=3"), ("{layers: 13}", "layers=13")],
 )
 def test_bad_method_option_value_fails_before_anything_runs(tmp_path, options, named):
+    line = _refused_pipeline(tmp_path, "", f"{{method: mamol, options: {options}}}", "--dry-run")
+    assert "bad.yaml" in line and named in line, line
+
+
+def _refused_pipeline(tmp_path, recipe: str, method: str, *flags: str) -> str:
+    """Run a one-cell pipeline that must be refused: exit 2, one line, nothing written."""
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        "grid:\n  - datasets: [trento]\n    rates: [0.5]\n    settings: [both]\n"
-        f"    methods: [{{method: mamol, options: {options}}}]\n"
+        (f"recipe:\n{recipe}\n" if recipe else "")
+        + "grid:\n  - datasets: [trento]\n    rates: [0.5]\n    settings: [both]\n"
+        f"    methods: [{method}]\n"
     )
-    result = CliRunner().invoke(main, ["benchmark", str(bad), "--dry-run", "--root", str(tmp_path)])
+    result = CliRunner().invoke(main, ["benchmark", str(bad), *flags, "--root", str(tmp_path)])
     assert result.exit_code == 2, result.output
     line = result.stderr.strip()
-    assert "\n" not in line and "bad.yaml" in line and named in line, line
+    assert "\n" not in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # nothing written
+    return line
 
 
 @pytest.mark.parametrize(
@@ -141,17 +149,8 @@ def test_bad_method_option_value_fails_before_anything_runs(tmp_path, options, n
     ],
 )
 def test_bad_recipe_fails_before_anything_runs(tmp_path, recipe, named):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(
-        f"recipe:\n{recipe}\n"
-        "grid:\n  - datasets: [trento]\n    rates: [0.5]\n    settings: [both]\n"
-        "    methods: [mamol]\n"
-    )
-    result = CliRunner().invoke(main, ["benchmark", str(bad), "--root", str(tmp_path)])
-    assert result.exit_code == 2, result.output
-    line = result.stderr.strip()
-    assert "\n" not in line and "bad.yaml: recipe" in line and named in line, line
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]  # nothing written
+    line = _refused_pipeline(tmp_path, recipe, "mamol")
+    assert "bad.yaml: recipe" in line and named in line, line
 
 
 def test_missing_inputs_lists_every_raw_file_and_the_weights(tmp_path):

@@ -130,14 +130,25 @@ def build_model(
     return model
 
 
+_ACCEPTED: set[str] = set()  # (method, options, backbone) that check_options has built
+
+
 def check_options(method: str, options: dict[str, Any], backbone: str = "vit-b-16") -> None:
     """Raise the ConfigError that building ``method`` with ``options`` on ``backbone`` would.
 
     The model is built on the meta device (no memory, about 60 ms for ViT-B/16), so every
     value the method rejects (a rank of 0, top_k above experts, more layers than the
-    backbone has) is caught before a plan is printed or a cube is ingested.
+    backbone has) is caught before a plan is printed or a cube is ingested. An accepted
+    combination is remembered: a benchmark checks it once, not once per cell and again
+    when each cell is planned.
     """
+    import json
+
     import torch
 
+    key = json.dumps([method, options, backbone], sort_keys=True, default=str)
+    if key in _ACCEPTED:
+        return
     with torch.random.fork_rng(devices=[]), torch.device("meta"):
         build_model(method, 2, {"probe": 1}, backbone=backbone, random_init=True, **options)
+    _ACCEPTED.add(key)

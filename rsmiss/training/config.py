@@ -105,10 +105,9 @@ class RunConfig:
             _check_count("max_test_samples", self.train_opt("max_test_samples"))
         _check_count("checkpoint_every", self.train_opt("checkpoint_every"))
         _check_count("eval_batch_size", self.train_opt("eval_batch_size"))
-        if not isinstance(self.train_opt("write_map"), bool):
-            raise ConfigError(
-                f"--set write_map must be true or false, got {self.train_opt('write_map')!r}"
-            )
+        write_map = self.train_opt("write_map")
+        if not isinstance(write_map, bool):
+            raise ConfigError(f"--set write_map must be true or false, got {write_map!r}")
         compile_backend(self.train_opt("compile"))  # validates
 
     @property

@@ -213,8 +213,7 @@ def _write_png(
     from matplotlib.patches import Patch
 
     blank = nodata_colour(palette)
-    rgb = np.empty((*data.shape, 3), dtype=np.uint8)
-    rgb[...] = blank  # no data (0)
+    rgb = np.full((*data.shape, 3), blank, dtype=np.uint8)  # no data (0)
     for i, colour in enumerate(palette):
         rgb[data == i + 1] = [int(v) for v in colour[:3]]
     # outlined patches: a white or pale class stays visible on the white page
