@@ -41,11 +41,51 @@ class DatasetEntry(StrictModel):
     ingest: dict[str, Any] = Field(default_factory=dict)
 
 
+class PretrainSpec(StrictModel):
+    """A ``rsmiss pretrain`` step run before the cells (``recipe.backbone_weights: pretrain``).
+
+    Its datasets are prepared like the grid's (``datasets:`` entries apply: synthetic
+    stand-ins, ingest options); they need not be datasets the grid trains on.
+    """
+
+    datasets: list[str] = Field(min_length=1)
+    objective: Literal["mae", "contrastive", "supervised"] = "mae"
+    epochs: int = Field(10, gt=0)
+    batch_size: int = Field(256, gt=1)
+    lr: float = Field(1e-3, gt=0)
+    max_pixels: int | None = Field(None, gt=0)
+    patch_size: int | None = Field(None, gt=0)
+    seed: int = Field(0, ge=0)
+    name: SafeName | None = None
+
+    def request(self, backbone: str) -> Any:
+        from rsmiss.pretrain import PretrainRequest
+
+        return PretrainRequest(
+            datasets=tuple(self.datasets),
+            objective=self.objective,
+            backbone=backbone,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            max_pixels=self.max_pixels,
+            patch_size=self.patch_size,
+            seed=self.seed,
+            name=self.name,
+        )
+
+
 class Recipe(StrictModel):
-    """Training recipe shared by every cell (None = the trainer's default)."""
+    """Training recipe shared by every cell (None = the trainer's default).
+
+    ``backbone_weights``: a weights path, ``pretrain:NAME`` (``ROOT/weights/NAME.safetensors``
+    from ``rsmiss pretrain``) or ``pretrain`` (the pipeline's own ``pretrain:`` step); None
+    = ``--backbone-weights`` / the default weights file.
+    """
 
     backbone: str = "vit-b-16"
     random_init: bool = False
+    backbone_weights: str | None = None
     epochs: int | None = Field(None, gt=0)
     batch_size: int | None = Field(None, gt=0)
     lr: float | None = Field(None, gt=0)
@@ -143,8 +183,22 @@ class Pipeline(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     recipe: Recipe = Field(default_factory=Recipe)
     datasets: dict[str, DatasetEntry] = Field(default_factory=dict)
+    pretrain: PretrainSpec | None = None
     grid: list[Block] = Field(min_length=1)
     path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _weights(self) -> Pipeline:
+        w = self.recipe.backbone_weights
+        if w is not None and self.recipe.random_init:
+            raise ValueError("recipe: give backbone_weights or random_init: true, not both")
+        if w == "pretrain" and self.pretrain is None:
+            raise ValueError("recipe.backbone_weights: pretrain needs a 'pretrain:' block")
+        if w == "pretrain:":
+            raise ValueError(
+                "recipe.backbone_weights: write pretrain:NAME (NAME of rsmiss pretrain)"
+            )
+        return self
 
     @field_validator("seeds")
     @classmethod
@@ -155,6 +209,11 @@ class Pipeline(StrictModel):
 
     def dataset_names(self) -> list[str]:
         return list(dict.fromkeys(ds for b in self.grid for ds in b.datasets))
+
+    def prepared_datasets(self) -> list[str]:
+        """Every dataset whose cube the pipeline needs: the grid's, then pretraining's."""
+        extra = self.pretrain.datasets if self.pretrain is not None else []
+        return list(dict.fromkeys([*self.dataset_names(), *extra]))
 
     def entry(self, dataset: str) -> DatasetEntry:
         return self.datasets.get(dataset) or DatasetEntry()

@@ -59,7 +59,7 @@ def raw_files(dataset: str) -> list[str]:
 def missing_raw(pipe: Pipeline, ws: Workspace) -> list[Missing]:
     """Raw files absent for the datasets that are not synthesised on demand."""
     out: list[Missing] = []
-    for ds in pipe.dataset_names():
+    for ds in pipe.prepared_datasets():
         if pipe.entry(ds).synthetic is not None:
             continue
         raw = ws.raw(ds)
@@ -76,13 +76,30 @@ def missing_weights(pipe: Pipeline, ws: Workspace, backbone_weights: str | None)
 
     if pipe.recipe.random_init:
         return []
+    if backbone_weights is None:
+        backbone_weights = pipe.recipe.backbone_weights
+        if backbone_weights == "pretrain":  # made by the pipeline's own pretrain step
+            return []
     try:
         resolve_weights(ws, pipe.recipe.backbone, backbone_weights, False)
     except ConfigError:
         return [Missing("weights", str(ws.weights / WEIGHT_NAMES[0]), WEIGHTS_SOURCE)]
     except DataError as exc:
+        if str(backbone_weights).startswith("pretrain:"):
+            name = str(backbone_weights).split(":", 1)[1]
+            return [
+                Missing(
+                    "weights",
+                    str(ws.weights / f"{name}.safetensors"),
+                    f"`rsmiss pretrain --name {name} --dataset DATASET`",
+                )
+            ]
         return [Missing("weights", str(backbone_weights), f"unreadable ({exc})")]
-    if backbone_weights is not None and not Path(backbone_weights).exists():
+    if (
+        backbone_weights is not None
+        and not str(backbone_weights).startswith("pretrain:")
+        and not Path(backbone_weights).exists()
+    ):
         return [Missing("weights", str(backbone_weights), WEIGHTS_SOURCE)]
     return []
 

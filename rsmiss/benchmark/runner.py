@@ -142,7 +142,7 @@ def prepare_data(pipe: Pipeline, ws: Workspace, log: Log, progress: bool) -> Non
     from rsmiss.ingest.pipeline import ingest
     from rsmiss.synth import synthesize
 
-    for ds in pipe.dataset_names():
+    for ds in pipe.prepared_datasets():
         entry = pipe.entry(ds)
         raw = ws.raw(ds)
         if entry.synthetic is not None and not all((raw / f).is_file() for f in raw_files(ds)):
@@ -206,6 +206,26 @@ def build_needed_scenarios(cells: Sequence[Cell], ws: Workspace, log: Log) -> No
         for sid in {scenario_of(c), scenario_of(c, True)}:
             if (c.dataset, sid) not in built:  # our id rule and the builder's disagree: a bug
                 raise DataError(f"scenario {sid} for cell {c.cell_id} was not built")
+
+
+def pipeline_weights(
+    pipe: Pipeline, ws: Workspace, backbone_weights: str | None, log: Log
+) -> str | None:
+    """The weights every cell adapts: ``--backbone-weights``, else the recipe's; the
+    pipeline's ``pretrain:`` step runs here when the recipe asks for it (a finished one is
+    found up to date)."""
+    if pipe.recipe.random_init:
+        return None
+    if backbone_weights is not None:
+        return backbone_weights
+    if pipe.recipe.backbone_weights == "pretrain":
+        from rsmiss.pretrain import pretrain
+
+        assert pipe.pretrain is not None  # the pipeline model checks it
+        req = pipe.pretrain.request(pipe.recipe.backbone)
+        result = pretrain(req, ws.root, progress=False, log=log)
+        return str(result.weights)
+    return pipe.recipe.backbone_weights
 
 
 def _plan(pipe: Pipeline, cell: Cell, ws: Workspace, backbone_weights: str | None):
@@ -336,9 +356,15 @@ def run_cells(
     return out
 
 
-def report_header(pipe: Pipeline, ws: Workspace, records: Sequence[dict[str, Any]]) -> Any:
+def report_header(
+    pipe: Pipeline,
+    ws: Workspace,
+    records: Sequence[dict[str, Any]],
+    weights: str | None = None,
+) -> Any:
     """Header facts read from what actually ran (cube attrs, run configs, perf files)."""
     from rsmiss.ingest.store import read_attrs
+    from rsmiss.models.backbone import describe_weights
     from rsmiss.reports.tables import ReportHeader
 
     datasets = {}
@@ -355,6 +381,8 @@ def report_header(pipe: Pipeline, ws: Workspace, records: Sequence[dict[str, Any
         description=pipe.description,
         backbone=pipe.recipe.backbone,
         weights=", ".join(shas) or None,
+        weights_path=weights if shas else None,
+        weights_origin=describe_weights(weights) if shas else None,
         datasets=datasets,
         epochs=sorted({int(r["epochs"]) for r in records}) or [_epochs(pipe)],
         seeds=list(pipe.seeds),
@@ -386,6 +414,7 @@ def run_pipeline(
     if missing:
         raise DataError(missing_message(missing))
     prepare_data(pipe, ws, log, progress)
+    backbone_weights = pipeline_weights(pipe, ws, backbone_weights, log)
     build_needed_scenarios(cells, ws, log)
     outcome = Outcome(pipe, cells)
     try:
@@ -394,7 +423,9 @@ def run_pipeline(
         records = outcome.records
         if records:
             outcome.report = write_report(
-                ws.reports(pipe.name), report_header(pipe, ws, records), records
+                ws.reports(pipe.name),
+                report_header(pipe, ws, records, backbone_weights),
+                records,
             )
             log(f"report: {outcome.report['markdown']}")
     return outcome

@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "synth",
     "ingest",
     "scenarios",
+    "pretrain",
     "train",
     "evaluate",
     "predict",

@@ -73,6 +73,7 @@ BACKBONES: dict[str, VisionConfig] = {
 }
 ACTIVATIONS = ("quickgelu", "gelu")
 RANDOM_INIT_SEED = 0  # the random-init tower must be identical in every process (checkpoints)
+PRETRAIN_FORMAT = "rsmiss-pretrain-1"  # safetensors metadata of `rsmiss pretrain` weights
 
 
 def self_attention(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.Tensor:
@@ -205,7 +206,8 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu"), None
+        meta = pretrained_summary(path) or {}  # rsmiss pretrain records its activation
+        return load_file(str(path), device="cpu"), meta.get("activation")
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             torchscript = any("/code/" in n or n.startswith("code/") for n in zf.namelist())
@@ -343,3 +345,32 @@ def build_backbone(
         "activation": resolved,
     }
     return tower, record
+
+
+def pretrained_summary(weights: str | Path) -> dict[str, str] | None:
+    """The provenance a ``rsmiss pretrain`` file carries in its metadata (None otherwise)."""
+    path = Path(str(weights))
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception:  # noqa: BLE001 - not ours / unreadable: no provenance to show
+        return None
+    try:
+        summary = json.loads(meta.get(PRETRAIN_FORMAT, ""))
+    except ValueError:
+        return None
+    return summary if isinstance(summary, dict) else None
+
+
+def describe_weights(weights: str | Path | None) -> str:
+    """One phrase for reports: how the frozen encoder was obtained."""
+    if weights is None:
+        return "random init"
+    meta = pretrained_summary(weights)
+    if meta is None:
+        return "pretrained weights"
+    return f"pretrained by rsmiss pretrain ({meta['objective']}, {meta['source']})"

@@ -48,6 +48,7 @@ class ReportHeader:
     backbone: str = "vit-b-16"
     weights: str | None = None  # sha256 of the weights file; None = random init
     weights_path: str | None = None
+    weights_origin: str | None = None  # e.g. "pretrained by rsmiss pretrain (mae, houston2013)"
     datasets: dict[str, str] = field(default_factory=dict)  # name -> "real" / "synthetic" / ...
     epochs: list[int] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
@@ -330,7 +331,7 @@ def _pattern_section(groups: list[Group]) -> list[str]:
 def _header(h: ReportHeader, records: Sequence[dict[str, Any]], groups: list[Group]) -> list[str]:
     if h.weights:
         where = f" ({h.weights_path})" if h.weights_path else ""
-        weights = f"pretrained, sha256 `{h.weights}`{where}"
+        weights = f"{h.weights_origin or 'pretrained'}, sha256 `{h.weights}`{where}"
     else:
         weights = (
             "**RANDOM INIT** — no pretrained weights; these numbers say the pipeline works, "

@@ -57,13 +57,27 @@ def _weights_sha256(path: Path) -> str:
         ) from None
 
 
+def pretrained_weights_path(ws: Workspace, spec: str) -> Path:
+    """``pretrain:NAME`` -> ``ROOT/weights/NAME.safetensors`` (written by ``rsmiss pretrain``)."""
+    name = spec.split(":", 1)[1]
+    path = ws.weights / f"{name}.safetensors"
+    if not name or not path.is_file():
+        raise DataError(
+            f"no pretrained weights {name!r} at {path}; make them with `rsmiss pretrain "
+            f"--name {name or 'NAME'} --dataset DATASET`",
+            source=spec,
+        )
+    return path
+
+
 def resolve_weights(
     ws: Workspace, backbone: str, weights: str | None, random_init: bool
 ) -> tuple[str | None, str | None]:
     """(path, sha256) of the backbone weights, or (None, None) for an explicit random init.
 
     Order: ``--backbone-weights``, ``$RSMISS_BACKBONE_WEIGHTS``, ``ROOT/weights/ViT-B-16.pt``
-    (or ``.safetensors``; ViT-B/16 only).
+    (or ``.safetensors``; ViT-B/16 only). ``pretrain:NAME`` names the output of
+    ``rsmiss pretrain --name NAME``.
     """
     if weights is not None and random_init:
         raise ConfigError("--backbone-weights and --random-init exclude each other; pass one")
@@ -77,6 +91,8 @@ def resolve_weights(
             if (ws.weights / name).exists():
                 weights = str(ws.weights / name)
                 break
+    if weights is not None and str(weights).startswith("pretrain:"):
+        weights, source = str(pretrained_weights_path(ws, str(weights))), str(weights)
     if weights is None:
         raise ConfigError(
             f"no backbone weights for {backbone}: put OpenAI's ViT-B-16.pt (or a .safetensors "

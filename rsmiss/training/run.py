@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rsmiss.models.backbone import describe_weights
 from rsmiss.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from rsmiss.training.config import RunConfig
 from rsmiss.training.data import RunData, load_run_data
@@ -259,6 +260,7 @@ def _write_run_files(plan: PlannedRun, model: Any, data: RunData, info: DistInfo
             "backbone": {
                 "name": cfg.backbone,
                 "random_init": cfg.random_init,
+                "origin": describe_weights(cfg.backbone_weights),
                 "weights": cfg.backbone_weights,
                 "weights_sha256": cfg.backbone_weights_sha256,
                 "hash": model.config.get("backbone_hash"),
@@ -291,6 +293,7 @@ def _finish(plan, model, data, pred, state, device, perf, eval_s, t_start, info)
         "backbone": {
             "name": cfg.backbone,
             "random_init": cfg.random_init,
+            "origin": describe_weights(cfg.backbone_weights),
             "weights_sha256": cfg.backbone_weights_sha256,
         },
         "synthetic_data": data.attrs["synthetic"],
