@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,18 +29,21 @@ def _cells(name: str):
     return expand(load_pipeline(PIPES / f"{name}.yaml"))
 
 
-def test_dry_run_lists_all_162_cells_of_table1():
+def test_dry_run_lists_all_189_cells_of_table1():
     result = CliRunner().invoke(main, ["benchmark", str(PIPES / "paper-table1.yaml"), "--dry-run"])
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if line.startswith("  ") and "/s0" in line]
-    assert len(rows) == 162
-    assert "162 cells" in result.stdout
+    assert len(rows) == 189  # the paper's 162 and mamol_ffn's 27
+    assert "189 cells" in result.stdout
     assert "estimated GPU time" in result.stdout and "passes/s" in result.stdout
-    assert len({r.split()[1] for r in rows}) == 162  # distinct cell ids
+    assert len({r.split()[1] for r in rows}) == 189  # distinct cell ids
 
 
 def test_table1_cells_map_one_to_one_onto_the_paper():
     cells = _cells("paper-table1")
+    ours = [c for c in cells if c.method == "mamol_ffn"]
+    assert len(ours) == 27 and all(paper.lookup(c.paper_query()) is None for c in ours)
+    cells = [c for c in cells if c.method != "mamol_ffn"]
     hits = [paper.lookup(c.paper_query()) for c in cells]
     assert all(h is not None and h.table == "table1" for h in hits)
     assert len({h.row for h in hits}) == 162 == len(paper.load_table("table1"))
@@ -61,13 +65,17 @@ def test_table3_has_the_four_availability_rows():
 
 def test_table4_and_table5_map_every_cell():
     t4 = _cells("paper-table4")
-    assert len(t4) == 12
+    assert len(t4) == 15
+    assert [paper.lookup(c.paper_query()) for c in t4 if c.method == "mamol_ffn"] == [None] * 3
+    t4 = [c for c in t4 if c.method != "mamol_ffn"]
     got4 = {(c.paper_name, c.placement): paper.lookup(c.paper_query()).oa for c in t4}
     assert got4[("mamol_dyn", "last_6x2")] == 97.39
     assert got4[("moe_task", "head_6x2")] == 96.44
     assert t4[0].paper_query()["placement"] == "head_6x2"
     t5 = _cells("paper-table5")
-    assert len(t5) == 15
+    assert len(t5) == 18
+    assert [paper.lookup(c.paper_query()) for c in t5 if c.method == "mamol_ffn"] == [None] * 3
+    t5 = [c for c in t5 if c.method != "mamol_ffn"]
     got5 = {(c.variant, c.rate): paper.lookup(c.paper_query()).oa for c in t5}
     assert got5[("no_dynamic", 0.5)] == 96.72
     assert got5[("mamol", 0.9)] == 95.94
@@ -209,7 +217,10 @@ def _fake_run(cell, oa, kappa):
 
 def test_report_shows_ours_beside_the_paper_for_every_cell_that_ran(tmp_path):
     cells = _cells("paper-table1")
-    ran = [c for c in cells if c.dataset == "trento" and c.rate == 0.7][:7]
+    ran = [
+        c for c in cells if c.dataset == "trento" and c.rate == 0.7 and c.paper_name != "mamol_ffn"
+    ]
+    ran = ran[:7]
     records = []
     for i, c in enumerate(ran):
         run = _fake_run(c, 90.0 + i, 88.0 + i)
@@ -257,3 +268,32 @@ def test_report_averages_seeds_and_flags_random_init():
     ]
     md = render_markdown(ReportHeader(pipeline="t5", weights=None, seeds=[0, 1]), records)
     assert "97.00±1.41" in md and "98.39" in md and "RANDOM INIT" in md
+
+
+def test_methods_of_our_own_have_no_paper_number_and_are_named_as_ours(tmp_path):
+    """mamol_ffn (or mamol with expert_site=ffn, whatever a pipeline calls it) is never put
+    beside a paper number, and every report that shows it says it is rsmiss's extension."""
+    records = []
+    for name in ("paper-table1", "paper-table4", "paper-table5"):
+        cells = [c for c in _cells(name) if c.dataset == "trento" and c.rate == 0.7]
+        cells = [c for c in cells if c.setting == "both" and c.variant in ("mamol", "mamol_ffn")]
+        assert {c.variant for c in cells} == {"mamol", "mamol_ffn"}, name
+        for i, c in enumerate(cells):
+            run = _fake_run(c, 80.0 + i, 70.0 + i)
+            records.append(_record(c, run, run.metrics, None))
+    ours = [r for r in records if r["method"] == "mamol_ffn"]
+    assert len(ours) == 5 and not any(r["paper_oa"] for r in ours)
+    assert all(r["paper_oa"] for r in records if r["method"] == "mamol")
+    md = render_markdown(ReportHeader(pipeline="p", weights="ab" * 32), records)
+    assert md.count("rsmiss's extension") == 1
+    assert "| mamol_ffn | CLIP (paper: —, ours) |" in md  # Table 4
+    assert "| mamol_ffn | —, ours |" in md  # Table 5
+    disguised = tmp_path / "disguised.yaml"
+    disguised.write_text(
+        "table: table5\ngrid:\n  - datasets: [trento]\n    rates: [0.7]\n"
+        "    settings: [both]\n    methods: [{method: mamol, paper: mamol, "
+        "options: {expert_site: ffn}}]\n"
+    )
+    (cell,) = expand(load_pipeline(disguised))
+    assert paper.lookup(cell.paper_query()) is None
+    assert paper.lookup(replace(cell, options_json="{}").paper_query()).oa == 97.39

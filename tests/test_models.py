@@ -11,7 +11,8 @@ import torch
 import rsmiss
 from rsmiss.errors import ConfigError, DataError
 from rsmiss.models import METHODS, OPTION_KEYS, build_model
-from rsmiss.models.adapters.mamol import MaMOLAdapter, MaMOLConfig
+from rsmiss.models.adapters.lora import LoRA, LoRAConfig
+from rsmiss.models.adapters.mamol import MaMOLAdapter, MaMOLConfig, MaMOLFFNAdapter, MaMOLRouting
 from rsmiss.models.context import PassContext
 
 P = 5  # patch size: 25 tokens (position embeddings interpolated from the 14x14 grid)
@@ -73,7 +74,7 @@ def test_only_adapters_projections_and_head_train():
     assert not any(k.startswith("backbone.") and ".ffn_adapter." not in k for k in sd)
 
 
-@pytest.mark.parametrize("method", ["mamol", "moe_rep", "moe_ada", "moe_task"])
+@pytest.mark.parametrize("method", ["mamol", "mamol_ffn", "moe_rep", "moe_ada", "moe_task"])
 def test_b_zero_keeps_the_frozen_model_exactly(method):
     model = tiny(method).eval()
     available = all_patterns(2)
@@ -108,6 +109,16 @@ def make_ctx(pattern, available, modality, n_patterns=3):
     )
 
 
+def assert_router_learns(model, available: torch.Tensor) -> None:
+    """The task loss alone reaches every block's router (f_t, W_t) and pattern embedding."""
+    out = model(batch(modalities(available.shape[1]), available), available)
+    out.logits.square().sum().backward()
+    for a in adapters(model):
+        assert a.router_mlp.weight.grad.abs().sum() > 0
+        assert a.router_out.weight.grad.abs().sum() > 0
+        assert a.pattern_embed.weight.grad.abs().sum() > 0
+
+
 def test_top1_routing_and_router_gradient():
     model = tiny("mamol")
     randomise_lora_b(model)
@@ -117,13 +128,7 @@ def test_top1_routing_and_router_gradient():
     coef = adapter.dynamic_coefficients(z, ctx)
     assert ((coef > 0).sum(-1) == 1).all()  # each token: exactly one dynamic expert
     torch.testing.assert_close(coef.max(-1).values, adapter.gates(z, ctx).max(-1).values)
-    available = all_patterns(2)
-    out = model(batch(modalities(2), available), available)
-    out.logits.square().sum().backward()
-    for a in adapters(model):
-        assert a.router_mlp.weight.grad.abs().sum() > 0
-        assert a.router_out.weight.grad.abs().sum() > 0
-        assert a.pattern_embed.weight.grad.abs().sum() > 0
+    assert_router_learns(model, all_patterns(2))
 
 
 def test_router_sees_the_pattern():
@@ -275,7 +280,7 @@ def test_mamol_sizes_below_one_are_config_errors(key):
         tiny("mamol", **{key: 0})
 
 
-@pytest.mark.parametrize("method", ["mamol", "dcp"])
+@pytest.mark.parametrize("method", ["mamol", "mamol_ffn", "dcp"])
 def test_compiled_blocks_serve_every_batch_composition_with_one_graph(method):
     """compile_blocks (what `--set compile=true` uses): the same logits as eager, and ONE
     training graph whatever the row counts: all modalities present, a single row of a
@@ -330,3 +335,132 @@ def test_every_method_builds_on_the_meta_device_for_option_checks(method):
         with pytest.raises(ConfigError, match="depth"):
             check_options(method, {key: 13}, "vit-b-16")
     assert depth_keys or method == "baseline"
+
+
+# ------------------------------------------------------------------ mamol_ffn (expert_site=ffn)
+
+
+def ffn_mlp(width: int, mlp_width: int) -> torch.nn.Sequential:
+    """An open_clip FFN (c_fc, gelu, c_proj) with random weights."""
+    from collections import OrderedDict
+
+    return torch.nn.Sequential(
+        OrderedDict(
+            c_fc=torch.nn.Linear(width, mlp_width),
+            gelu=torch.nn.GELU(),
+            c_proj=torch.nn.Linear(mlp_width, width),
+        )
+    )
+
+
+def test_mamol_ffn_is_mamol_with_its_experts_on_the_ffn_linears():
+    model = tiny("mamol_ffn")
+    assert model.config["options"]["expert_site"] == "ffn"
+    assert tiny("mamol").config["options"]["expert_site"] == "parallel"
+    same = tiny("mamol", expert_site="ffn")
+    assert all(isinstance(a, MaMOLFFNAdapter) for a in adapters(model))
+    state, other = model.state_dict(), same.state_dict()
+    assert list(state) == list(other) and all(torch.equal(state[k], other[k]) for k in state)
+    cfg, width, n = model.backbone.cfg, 64, 2 + 1 + 2  # dynamic + shared + hs, lidar
+    a = adapters(model)[0]
+    for kind, experts in ((a.dynamic, 2), (a.static, 3)):
+        assert tuple(kind["c_fc"].lora_A.shape) == (experts * 8, width)
+        assert tuple(kind["c_fc"].lora_B.shape) == (cfg.mlp_width, experts * 8)
+        assert tuple(kind["c_proj"].lora_A.shape) == (experts * 8, cfg.mlp_width)
+        assert tuple(kind["c_proj"].lora_B.shape) == (width, experts * 8)
+    # documented count: 2·r·(width + mlp_width) per expert per block, plus the router
+    router = (width + 32) * 64 + 64 + 64 * 2 + 3 * 32
+    per_block = n * 2 * 8 * (width + cfg.mlp_width) + router
+    own = sum(p.numel() for name, p in model.named_parameters() if ".ffn_adapter." in name)
+    assert own == 2 * per_block
+
+
+def test_mamol_ffn_forced_to_one_expert_is_one_lora_on_both_linears():
+    """Router forced onto dynamic expert 1 (gate exactly 1 in fp32), no static experts: the
+    adapter is the frozen FFN with one peft-style LoRA on c_fc and one on c_proj."""
+    torch.manual_seed(0)
+    width, mlp_width = 8, 32
+    cfg = MaMOLConfig(experts=3, rank=4, no_static=True, router_hidden=4, pattern_dim=2)
+    adapter = MaMOLFFNAdapter(width, mlp_width, 2, 3, cfg)
+    mlp = ffn_mlp(width, mlp_width)
+    with torch.no_grad():
+        adapter.router_mlp.weight.zero_()
+        adapter.router_mlp.bias.fill_(1.0)  # f_t = gelu(1) on every token
+        adapter.router_out.weight.zero_()
+        adapter.router_out.weight[1].fill_(100.0)  # logit 400 vs 0: softmax exactly (0, 1, 0)
+        for bank in adapter.dynamic.values():
+            bank.lora_B.normal_(0, 0.3)
+    lora_cfg = LoRAConfig(rank=4, alpha=4.0)
+    fc, proj = LoRA(width, mlp_width, lora_cfg), LoRA(mlp_width, width, lora_cfg)
+    with torch.no_grad():
+        for lora, bank in ((fc, adapter.dynamic["c_fc"]), (proj, adapter.dynamic["c_proj"])):
+            lora.lora_A.weight.copy_(bank.A(1))
+            lora.lora_B.weight.copy_(bank.B(1))
+    z = torch.randn(3, 5, width)
+    ctx = make_ctx([2, 0, 1], [[True, True], [True, False], [False, True]], [0, 0, 1])
+    h = mlp.gelu(mlp.c_fc(z) + fc(z))
+    want = mlp.c_proj(h) + proj(h)
+    got = adapter(z, mlp, ctx)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    assert (got - mlp(z)).abs().max() > 1e-2  # the LoRA matters
+
+
+@pytest.mark.parametrize("mode", ["sample", "pass"])
+def test_mamol_ffn_modality_experts_follow_each_samples_availability(mode):
+    """Only the LiDAR expert's B is non-zero: every pass (HS or LiDAR) of a sample with LiDAR
+    changes, every pass of a sample without it stays the frozen FFN's; `pass` mode instead
+    changes the LiDAR passes only. The coefficients are mamol's, row for row."""
+    model = tiny("mamol_ffn", m=3, static_mode=mode)
+    parallel = tiny("mamol", m=3, static_mode=mode)
+    adapter = adapters(model)[0]
+    with torch.no_grad():
+        for bank in adapter.static.values():
+            bank.B(2).normal_(0, 0.3)  # experts: shared, hs, lidar, sar
+    seen = []
+    adapter.register_forward_hook(lambda _m, args, out: seen.append((args, out)))
+    available = all_patterns(3)
+    with torch.no_grad():
+        model(batch(modalities(3), available), available)
+    (z, mlp, ctx), out = seen[0]
+    coef = adapter.static_coefficients(ctx)
+    assert torch.equal(coef, adapters(parallel)[0].static_coefficients(ctx))
+    changed = (out - mlp(z)).abs().amax((1, 2)) > 1e-4
+    lidar_on = ctx.available[:, 1] if mode == "sample" else ctx.modality == 1
+    assert torch.equal(changed, lidar_on) and changed.any() and not changed.all()
+
+
+def test_mamol_ffn_gradients_reach_router_pattern_embedding_and_every_expert():
+    model = tiny("mamol_ffn", m=3).train()
+    randomise_lora_b(model)
+    assert_router_learns(model, all_patterns(3).repeat(2, 1))
+    for a in adapters(model):
+        for kind in (a.dynamic, a.static):
+            for bank in kind.values():
+                for e in range(bank.n):
+                    rows = slice(e * bank.rank, (e + 1) * bank.rank)
+                    assert bank.lora_A.grad[rows].abs().sum() > 0
+                    assert bank.lora_B.grad[:, rows].abs().sum() > 0
+
+
+def test_both_expert_sites_route_through_one_method(monkeypatch):
+    """Whatever observes routing (gates, chosen experts, static coefficients) sees both sites
+    through `MaMOLRouting.route`, with the same shapes."""
+    seen = []
+    route = MaMOLRouting.route
+
+    def record(self, hz, ctx, length):
+        routing = route(self, hz, ctx, length)
+        seen.append((type(self), routing))
+        return routing
+
+    monkeypatch.setattr(MaMOLRouting, "route", record)
+    available = all_patterns(2)
+    shapes = {}
+    for method in ("mamol", "mamol_ffn"):
+        model = tiny(method, experts=3, top_k=2)
+        with torch.no_grad():
+            model(batch(modalities(2), available), available)
+        shapes[method] = [tuple(t.shape) for _, r in seen for t in r]
+        seen.clear()
+    assert shapes["mamol"] == shapes["mamol_ffn"] and len(shapes["mamol"]) == 2 * 4
+    assert shapes["mamol"][:4] == [(4, 26, 3), (4, 26, 2), (4, 3), (4, 26, 6)]

@@ -1,7 +1,8 @@
 """The fast path and the reference implementation give the same logits on the same weights.
 
 Tolerance: float32, atol 1e-5 / rtol 1e-4 (SDPA vs written-out attention, stacked vs
-per-expert LoRA matmuls, one batched pass vs per-modality passes).
+per-expert LoRA matmuls, one batched pass vs per-modality passes). MaMOL at both expert
+sites: `mamol` (beside the FFN) and `mamol_ffn` (LoRA pairs on the FFN's linears).
 """
 
 from __future__ import annotations
@@ -33,16 +34,22 @@ def setup(m: int, method: str = "mamol", **options):
 
 
 @pytest.mark.parametrize(
-    ("m", "options"),
+    ("m", "method", "options"),
     [
-        (2, {}),
-        (3, {}),
-        (3, {"static_mode": "pass", "experts": 3, "top_k": 2}),
-        (2, {"no_modality_specific": True, "placement": "head", "layers": 3}),
+        (2, "mamol", {}),
+        (3, "mamol", {}),
+        (3, "mamol", {"static_mode": "pass", "experts": 3, "top_k": 2}),
+        (2, "mamol", {"no_modality_specific": True, "placement": "head", "layers": 3}),
+        (2, "mamol_ffn", {}),
+        (3, "mamol_ffn", {}),
+        (3, "mamol_ffn", {"static_mode": "pass", "experts": 3, "top_k": 2}),
+        (2, "mamol_ffn", {"no_modality_specific": True, "placement": "head", "layers": 3}),
+        (2, "mamol_ffn", {"no_static": True, "top_k": 2}),
+        (2, "mamol_ffn", {"no_dynamic": True}),
     ],
 )
-def test_fast_path_matches_reference(m, options):
-    model, inputs, available = setup(m, **options)
+def test_fast_path_matches_reference(m, method, options):
+    model, inputs, available = setup(m, method, **options)
     with torch.no_grad():
         fast = model(inputs, available).logits
         ref = ReferenceModel(model)(inputs, available).logits
@@ -50,8 +57,9 @@ def test_fast_path_matches_reference(m, options):
     assert fast.abs().max() > 1e-3  # not trivially zero
 
 
-def test_reference_gradients_match():
-    model, inputs, available = setup(2)
+@pytest.mark.parametrize("method", ["mamol", "mamol_ffn"])
+def test_reference_gradients_match(method):
+    model, inputs, available = setup(2, method)
     grads = []
     for forward in (model, ReferenceModel(model)):
         model.zero_grad()

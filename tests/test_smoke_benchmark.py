@@ -40,6 +40,7 @@ def test_smoke_writes_every_cell_with_the_paper_beside_it(smoke_root):
     assert [r["cell_id"] for r in rows] == [
         "trento/both-r0.70/mmp/s0",
         "trento/both-r0.70/mamol/s0",
+        "trento/both-r0.70/mamol_ffn/s0",
         "trento/both-r0.70/baseline/s0",
         "trento/both-r0.70/mamol/s0",
         "trento/both-r0.70/mamol/s0",
@@ -48,16 +49,18 @@ def test_smoke_writes_every_cell_with_the_paper_beside_it(smoke_root):
     for r in rows:
         assert 0.0 <= float(r["oa"]) <= 100.0
         assert (smoke_root / "runs" / r["run_id"] / "metrics.json").is_file()
-    assert len({r["run_id"] for r in rows}) == 3  # MaMOL's run is shared by three cells
+    assert len({r["run_id"] for r in rows}) == 4  # MaMOL's run is shared by three cells
     by_table = {(r["table"], r["variant"]): r for r in rows if not r["eval_setting"]}
     assert float(by_table[("table1", "mamol")]["paper_oa"]) == 97.39
     assert float(by_table[("table5", "baseline")]["paper_oa"]) == 93.56
+    assert not by_table[("table1", "mamol_ffn")]["paper_oa"]  # ours: no paper number
     ev = rows[-1]
     assert ev["eval_scenario_id"] == "hs-r0.70-s0" and not ev["paper_oa"]
     assert set(json.loads(ev["pattern_oa"])) <= {"complete", "hs_missing"}
 
     md = (smoke_root / "reports" / "smoke" / "report.md").read_text()
     assert "RANDOM INIT" in md and "trento: **synthetic**" in md and "ViLT" in md
+    assert "`mamol_ffn` is rsmiss's extension" in md
     for r in rows:
         if r["paper_oa"]:
             ours = f"{float(r['oa']):.2f}/{float(r['kappa']):.2f}"
@@ -111,7 +114,7 @@ def test_explore_notebook_runs_on_the_smoke_cube(smoke_root):
 def test_report_notebook_runs_on_the_smoke_report(smoke_root):
     env = {"RSMISS_ROOT": str(smoke_root), "RSMISS_PIPELINE": "smoke"}
     text = "".join(_execute("02_benchmark_report.ipynb", env))
-    assert "6 runs" in text
+    assert "7 runs" in text
 
 
 def test_demo_prints_the_side_by_side_table(smoke_root):

@@ -305,6 +305,7 @@ class Cell:
             "paper_name": self.paper_name,
             "placement": self.placement,
             "has_options": bool(self.options),
+            "options": self.options,
         }
 
 

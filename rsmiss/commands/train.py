@@ -25,7 +25,7 @@ from rsmiss.commands.options import root_option
     "--method",
     "methods",
     multiple=True,
-    help="mamol (default), baseline, mmp, dcp, moe_rep, moe_ada, moe_task.",
+    help="mamol (default), mamol_ffn, baseline, mmp, dcp, moe_rep, moe_ada, moe_task.",
 )
 @click.option(
     "--set",

@@ -6,7 +6,9 @@ The straightforward design the fast path is measured against, on the SAME weight
 - attention is written out (softmax(QKᵀ/√d)V), one modality pass after another;
 - every dynamic expert is computed densely for every token, then masked by the top-k
   selection and weighted by its gate; every static expert likewise, then masked by the
-  availability coefficients; the router concatenates [z; e(pattern)] literally.
+  availability coefficients; the router concatenates [z; e(pattern)] literally;
+- at the `ffn` site, each expert's LoRA on c_fc and on c_proj is computed alone and added,
+  weighted, to the frozen linear's output (no stacked matrices).
 Never use it for training: it is slower by design.
 """
 
@@ -16,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rsmiss.models.adapters.mamol import MaMOLAdapter
+from rsmiss.models.adapters.lora import LoRABank
+from rsmiss.models.adapters.mamol import MaMOLAdapter, MaMOLFFNAdapter, MaMOLRouting
 from rsmiss.models.classifier import ModelOutput, MultimodalClassifier
 from rsmiss.models.context import PassContext, pattern_index
 
@@ -31,39 +34,81 @@ def reference_attention(attn: nn.MultiheadAttention, x: torch.Tensor) -> torch.T
     return attn.out_proj(out.transpose(1, 2).reshape(b, n, d))
 
 
-def reference_delta(adapter: MaMOLAdapter, z: torch.Tensor, ctx: PassContext) -> torch.Tensor:
-    """Δ = h_dyn + h_stat with each expert computed in full, then masked."""
+def reference_coefficients(
+    adapter: MaMOLRouting, z: torch.Tensor, ctx: PassContext
+) -> list[torch.Tensor]:
+    """Every expert's weight per token ((N, L) each; dynamic, shared, then modality experts),
+    with the router reading the literal concatenation [z ; m_type]."""
     cfg = adapter.cfg
-    out = torch.zeros_like(z)
+    n, length = z.shape[:2]
+    weights = []
     if adapter.dynamic is not None:
-        pattern = adapter.pattern_embed(ctx.pattern)[:, None].expand(-1, z.shape[1], -1)
+        pattern = adapter.pattern_embed(ctx.pattern)[:, None].expand(-1, length, -1)
         joint = torch.cat([z, pattern.to(z.dtype)], dim=-1)  # [z ; m_type]
         gates = adapter.router_out(F.gelu(adapter.router_mlp(joint))).float().softmax(-1)
         chosen = gates.topk(cfg.top_k, dim=-1).indices
         for e in range(cfg.experts):
-            weight = gates[..., e] * (chosen == e).any(-1)  # raw gate, not renormalised
-            out = out + weight[..., None].to(z.dtype) * adapter.dynamic.expert(z, e)
+            weights.append(gates[..., e] * (chosen == e).any(-1))  # raw gate, not renormalised
     if adapter.static is not None:
-        out = out + adapter.static.expert(z, 0)  # shared expert, always on
+        weights.append(z.new_ones(n, length))  # shared expert, always on
         if not cfg.no_modality_specific:
             for m in range(adapter.n_modalities):
-                if cfg.static_mode == "pass":
-                    on = ctx.modality == m
-                else:
-                    on = ctx.available[:, m]
-                out = out + on[:, None, None].to(z.dtype) * adapter.static.expert(z, 1 + m)
+                on = ctx.modality == m if cfg.static_mode == "pass" else ctx.available[:, m]
+                weights.append(on[:, None].to(z.dtype).expand(n, length))
+    return weights
+
+
+def _experts(banks: list[LoRABank]) -> list[tuple[LoRABank, int]]:
+    """(bank, index) of every expert, in the adapter's expert order."""
+    return [(bank, e) for bank in banks for e in range(bank.n)]
+
+
+def reference_delta(adapter: MaMOLAdapter, z: torch.Tensor, ctx: PassContext) -> torch.Tensor:
+    """Δ = h_dyn + h_stat with each expert computed in full, then weighted (parallel site)."""
+    out = torch.zeros_like(z)
+    banks = [b for b in (adapter.dynamic, adapter.static) if b is not None]
+    weights = reference_coefficients(adapter, z, ctx)
+    for (bank, e), w in zip(_experts(banks), weights, strict=True):
+        out = out + w[..., None].to(z.dtype) * bank.expert(z, e)
     return out
 
 
+def reference_ffn(
+    adapter: MaMOLFFNAdapter, z: torch.Tensor, mlp: nn.Module, ctx: PassContext
+) -> torch.Tensor:
+    """The FFN with each expert's LoRA pair computed in full at c_fc and c_proj, weighted
+    by the expert's coefficient and added to the frozen linear's output (ffn site)."""
+    weights = [w[..., None].to(z.dtype) for w in reference_coefficients(adapter, z, ctx)]
+    fc = mlp.c_fc(z)
+    for (bank, e), w in zip(_experts(adapter.banks("c_fc")), weights, strict=True):
+        fc = fc + w * bank.expert(z, e)
+    h = mlp.gelu(fc)
+    out = mlp.c_proj(h)
+    for (bank, e), w in zip(_experts(adapter.banks("c_proj")), weights, strict=True):
+        out = out + w * bank.expert(h, e)
+    return out
+
+
+def reference_mlp(
+    adapter: nn.Module | None, z: torch.Tensor, mlp: nn.Module, ctx: PassContext
+) -> torch.Tensor:
+    """The block's FFN output, with its MaMOL experts at whichever site they sit."""
+    if isinstance(adapter, MaMOLFFNAdapter):
+        return reference_ffn(adapter, z, mlp, ctx)
+    h = mlp(z)
+    return h if adapter is None else h + reference_delta(adapter, z, ctx)
+
+
 class ReferenceModel(nn.Module):
-    """Runs `model`'s parameters through the straightforward forward (baseline / mamol)."""
+    """Runs `model`'s parameters through the straightforward forward (baseline, mamol at
+    either expert site)."""
 
     def __init__(self, model: MultimodalClassifier) -> None:
         super().__init__()
         if model.prompter is not None:
             raise TypeError("the reference covers MaMOL and the baseline only")
         for block in model.backbone.transformer.resblocks:
-            if block.ffn_adapter is not None and not isinstance(block.ffn_adapter, MaMOLAdapter):
+            if block.ffn_adapter is not None and not isinstance(block.ffn_adapter, MaMOLRouting):
                 raise TypeError("the reference covers MaMOL and the baseline only")
         self.model = model
 
@@ -80,11 +125,7 @@ class ReferenceModel(nn.Module):
             x = tower.embed(model.tokenizers[name](inputs[name]), model.patch_size)
             for block in tower.transformer.resblocks:
                 x = x + reference_attention(block.attn, block.ln_1(x))
-                z = block.ln_2(x)
-                h = block.mlp(z)
-                if block.ffn_adapter is not None:
-                    h = h + reference_delta(block.ffn_adapter, z, ctx)
-                x = x + h
+                x = x + reference_mlp(block.ffn_adapter, block.ln_2(x), block.mlp, ctx)
             # encoded, then thrown away when missing
             feats.append(tower.pool(x) * available[:, j : j + 1].to(x.dtype))
         logits = model.head(torch.cat(feats, dim=1))

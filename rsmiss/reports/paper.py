@@ -6,7 +6,9 @@ reports work from an installed package. Fig. 4 is a plot without published numbe
 Mapping facts (paper §4.1, Table 1 column "Train/Test HS other"): at missing rate η the
 setting ``other`` keeps HS at 100 % and the other modality at 1 − η, ``hs`` the reverse,
 ``both`` keeps each at 1 − η/2. Table 4's ``mamol_dyn`` is MaMOL at the given placement;
-Table 5's variants ``no_*_experts`` are MaMOL with the options ``no_*``.
+Table 5's variants ``no_*_experts`` are MaMOL with the options ``no_*``. Methods of our own
+(``EXTENSIONS``, and MaMOL with ``expert_site=ffn``) have no published number, whatever a
+pipeline calls them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,21 @@ TABLE5_VARIANTS = {
     "no_modality_specific_experts": ("mamol", {"no_modality_specific": True}),
     "mamol": ("mamol", {}),
 }
+# Methods rsmiss adds beyond the paper -> the note every report prints when they appear.
+EXTENSIONS = {
+    "mamol_ffn": (
+        "`mamol_ffn` is rsmiss's extension, not the paper's MaMOL: MaMOL's routing (pattern-"
+        "aware top-k router, shared and modality-specific static experts) with its experts "
+        "as LoRA pairs on the frozen FFN's two linears, where moe_rep's experts sit, instead "
+        "of beside the FFN. The paper has no number for it."
+    ),
+}
+
+
+def is_extension(method: str, options: dict[str, Any] | None = None) -> bool:
+    """A method (or MaMOL setting) of ours that no paper table can hold."""
+    site = (options or {}).get("expert_site", "parallel")
+    return method in EXTENSIONS or str(site).lower() != "parallel"
 
 
 @dataclass(frozen=True)
@@ -161,10 +178,10 @@ def lookup(query: dict[str, Any]) -> PaperEntry | None:
 
     ``query`` is ``Cell.paper_query()``: table (the block's declared table, or None = try
     Tables 1, 3, 4, 5 in order), dataset, modalities, setting (test), train_setting, rate,
-    availability, method, paper_name, placement, has_options.
+    availability, method, paper_name, placement, has_options, options.
     """
     table = query.get("table")
-    if table == "fig4":
+    if table == "fig4" or is_extension(query["method"], query.get("options")):
         return None
     order = [table] if table in _LOOKUP else list(_LOOKUP)
     for name in order:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rsmiss.reports.paper import TABLE_TITLES
+from rsmiss.reports.paper import EXTENSIONS, TABLE_TITLES
 
 RUN_COLUMNS = (
     "pipeline", "table", "group_id", "cell_id", "dataset", "modalities", "setting",
@@ -229,8 +229,9 @@ def _section_table3(groups: list[Group]) -> list[str]:
 
 def _section_table4(groups: list[Group]) -> list[str]:
     def backbone(g: Group) -> str:
-        paper = "ViLT" if g.first["method"].startswith("moe_") else "CLIP"
-        return f"CLIP (paper: {paper})"
+        method = g.first["method"]
+        paper = "ViLT" if method.startswith("moe_") else "CLIP"
+        return f"CLIP (paper: {'—, ours' if method in EXTENSIONS else paper})"
 
     return _wide(
         groups,
@@ -257,7 +258,10 @@ def _section_table5(groups: list[Group]) -> list[str]:
     return _wide(
         groups,
         row_key=lambda g: (g.first["dataset"], g.first["variant"]),
-        row_cells=lambda g: [g.first["variant"], g.first["paper_name"]],
+        row_cells=lambda g: [
+            g.first["variant"],
+            "—, ours" if g.first["method"] in EXTENSIONS else g.first["paper_name"],
+        ],
         row_head=["Variant", "Paper name"],
         col_key=lambda g: _pct(g.first["rate"]),
         kappa=False,
@@ -362,6 +366,9 @@ def _header(h: ReportHeader, records: Sequence[dict[str, Any]], groups: list[Gro
         "number, and **Δ** = ours − paper. Optimiser AdamW, bf16 on GPU (the paper: Adam).",
         "",
     ]
+    for method in dict.fromkeys(r.get("method") for r in records):
+        if method in EXTENSIONS:
+            lines += [f"> {EXTENSIONS[method]}", ""]
     if any(v == "synthetic" for v in h.datasets.values()):
         lines += [
             "**Synthetic data**: at least one dataset was synthesised by `rsmiss synth`; its "
