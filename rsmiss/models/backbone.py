@@ -247,7 +247,8 @@ def read_backbone_weights(spec: str | Path) -> tuple[dict[str, torch.Tensor], st
     """Visual-tower state dict, implied activation and sha256 of one weights source.
 
     Accepts a state dict (.pt/.pth/.bin, full CLIP or bare visual), safetensors, an open_clip
-    `local-dir:` folder, or OpenAI's TorchScript `.pt`. Nothing is ever downloaded.
+    `local-dir:` folder, or OpenAI's TorchScript `.pt`. Nothing is downloaded here: a tag is
+    resolved to a file first (`rsmiss.models.pretrained`).
     """
     text = str(spec)
     path = Path(text.removeprefix("local-dir:")).expanduser()
@@ -270,6 +271,10 @@ def read_backbone_weights(spec: str | Path) -> tuple[dict[str, torch.Tensor], st
     tensors = {k.removeprefix("module."): v for k, v in tensors.items()}
     if any(k.startswith("visual.") for k in tensors):
         tensors = {k[7:]: v for k, v in tensors.items() if k.startswith("visual.")}
+    if activation is None and implied is None:  # a file fetched by tag says it by its name
+        from rsmiss.models.pretrained import tag_activation
+
+        implied = tag_activation(weights_file)
     return tensors, activation or implied, sha256_file(weights_file)
 
 

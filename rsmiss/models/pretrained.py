@@ -61,6 +61,21 @@ def looks_like_tag(text: str) -> bool:
     )
 
 
+def tag_activation(path: Path) -> str | None:
+    """The activation of a file named ``<Arch>-<tag><suffix>`` (as fetched here or placed by
+    hand as the offline message says), from open_clip's registry: its ``quick_gelu`` flag
+    (OpenAI, MetaCLIP, DFN) or GELU (LAION, DataComp, ...). None for any other name."""
+    from rsmiss.models.backbone import OPEN_CLIP_NAMES
+
+    if path.suffix.lower() not in WEIGHT_SUFFIXES:
+        return None
+    for backbone, name in OPEN_CLIP_NAMES.items():
+        tag = path.stem.removeprefix(f"{name}-")
+        if tag != path.stem and tag in known_tags(backbone):
+            return "quickgelu" if _pretrained_cfg(name, tag).get("quick_gelu") else "gelu"
+    return None
+
+
 def _pretrained_cfg(name: str, tag: str) -> dict:
     import open_clip
 
@@ -143,8 +158,8 @@ def fetch_weights(
         if not got or not Path(got).is_file():
             failures.append(f"{where}: open_clip returned no file")
             continue
-        source = Path(os.path.realpath(got))
-        dest = ws.weights / f"{name}-{tag}{source.suffix or '.pt'}"
+        source = Path(os.path.realpath(got))  # the Hub's snapshot entry links to a bare blob
+        dest = ws.weights / f"{name}-{tag}{Path(got).suffix or '.pt'}"
         with atomic_path(dest) as tmp:
             os.replace(source, tmp)
         for stale in cache.glob("models--*"):  # the Hub's snapshot now points at nothing
