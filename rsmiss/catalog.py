@@ -165,6 +165,13 @@ class IndexColumns(StrictModel):
     label: str = Field("label", min_length=1, description="class id 1..K (without 'labels')")
 
 
+class IndexKeys(StrictModel):
+    """Variables of a MATLAB index file: (N, 2) arrays of 0-based pixel row, col."""
+
+    train: str = Field(min_length=1)
+    test: str = Field(min_length=1)
+
+
 class SplitSpec(StrictModel):
     """How training and test pixels are given.
 
@@ -172,8 +179,9 @@ class SplitSpec(StrictModel):
     map, checked against them). ``roi``: two ENVI ROI text files, ROI *i* = class *i*.
     ``random``: one ``labels`` raster split per class with ``seed`` and ``train_per_class``
     (or ``train_fraction``). ``index``: a CSV ``file`` listing pixel row, col and split (and
-    label, unless a ``labels`` raster gives them). ``none``: no labels, the scene is ingested
-    for prediction only.
+    label, unless a ``labels`` raster gives them), or a MATLAB ``.mat`` file whose ``keys``
+    name the training and test arrays of (row, col) pairs, labelled by a ``labels`` raster.
+    ``none``: no labels, the scene is ingested for prediction only.
     """
 
     method: Literal["label_maps", "roi", "random", "index", "none"]
@@ -186,6 +194,7 @@ class SplitSpec(StrictModel):
     file: str | None = Field(None, description="index CSV, relative to the raw folder")
     sha256: str | None = Field(None, description="expected checksum of the index file")
     columns: IndexColumns = Field(default_factory=IndexColumns)
+    keys: IndexKeys | None = Field(None, description="MATLAB index file: its two variables")
 
     @field_validator("sha256")
     @classmethod
@@ -211,8 +220,15 @@ class SplitSpec(StrictModel):
                 raise ValueError("method 'index' needs the index CSV as 'file'")
             if self.train is not None or self.test is not None:
                 raise ValueError("method 'index' takes no 'train'/'test' files; 'file' gives both")
-        elif {"file", "sha256", "columns"} & self.model_fields_set:
-            raise ValueError("'file', 'sha256' and 'columns' belong to method 'index' only")
+            if self.file.lower().endswith(".mat"):
+                if self.keys is None or self.labels is None:
+                    raise ValueError(
+                        "a MATLAB index file needs 'keys' (train, test) and a 'labels' raster"
+                    )
+            elif self.keys is not None:
+                raise ValueError("'keys' belongs to a MATLAB (.mat) index file only")
+        elif {"file", "sha256", "columns", "keys"} & self.model_fields_set:
+            raise ValueError("'file', 'sha256', 'columns' and 'keys' belong to method 'index' only")
         if m == "roi":
             for f in (self.train, self.test):
                 if f is not None and f.reader != "roi":
@@ -224,7 +240,8 @@ class SplitSpec(StrictModel):
         """The index CSV as a raw file (checksummed like the others)."""
         if self.file is None:
             return None
-        return FileSpec(file=self.file, format="csv", sha256=self.sha256)
+        fmt = "mat" if self.file.lower().endswith(".mat") else "csv"
+        return FileSpec(file=self.file, format=fmt, sha256=self.sha256)
 
     def files(self) -> dict[str, FileSpec]:
         out = {"train": self.train, "test": self.test, "labels": self.labels, "index": self.index}
@@ -425,6 +442,8 @@ class DatasetSpec(StrictModel):
         if doc["split"]["method"] != "index":  # likewise the index-only split fields
             for key in ("file", "sha256", "columns"):
                 doc["split"].pop(key, None)
+        if doc["split"].get("keys") is None:
+            doc["split"].pop("keys", None)
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 

@@ -22,6 +22,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import scipy.io
 import yaml
@@ -328,3 +329,87 @@ def test_bad_sources_are_refused_by_the_catalog(tmp_path):
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(doc))
     line = refused(run("download", str(tmp_path / "b.yaml"), "--root", str(tmp_path)))
     assert "TSLabel.mat" in line and "come from no source" in line
+
+
+OUC = load_catalog("augsburg-ouc")
+OUC_URL = OUC.sources[0].urls[0]
+
+
+@pytest.fixture(scope="module")
+def ouc_files(tmp_path_factory) -> dict[str, bytes]:
+    """The official-layout synthetic Augsburg re-packed as augsburg-ouc.zip's members."""
+    raw = synthesize("augsburg", tmp_path_factory.mktemp("aug") / "augsburg", seed=0, scale=0.2)
+    mats = {n: scipy.io.loadmat(raw / f"{n}.mat")[n] for n in ("data_HS_LR", "data_SAR_HR")}
+    train = scipy.io.loadmat(raw / "TrainImage.mat")["TrainImage"].astype(np.uint8)
+    test = scipy.io.loadmat(raw / "TestImage.mat")["TestImage"].astype(np.uint8)
+    arrays = {
+        "augsburg_hsi": np.round(mats["data_HS_LR"] * 1000).astype(np.uint16),
+        "augsburg_sar": mats["data_SAR_HR"],
+        "augsburg_gt": train + test,
+        "augsburg_index": {
+            "augsburg_train": np.argwhere(train > 0),
+            "augsburg_test": np.argwhere(test > 0),
+        },
+    }
+    out = {}
+    for name, arr in arrays.items():
+        buf = io.BytesIO()
+        scipy.io.savemat(buf, arr if isinstance(arr, dict) else {name: arr})
+        out[f"{name}.mat"] = buf.getvalue()
+    return out
+
+
+def ouc_catalog(folder: Path, files: dict[str, bytes], archive: bytes) -> None:
+    doc = yaml.safe_load((CATALOG_DIR / "augsburg-ouc.yaml").read_text())
+    for spec in [m["source"] for m in doc["modalities"]] + [doc["split"]["labels"]]:
+        spec["sha256"] = sha(files[spec["file"]])
+        spec["shape"] = list(scipy.io.loadmat(io.BytesIO(files[spec["file"]]))[spec["key"]].shape)
+    doc["shape"] = doc["split"]["labels"]["shape"]
+    doc["split"]["sha256"] = sha(files["augsburg_index.mat"])
+    doc["sources"][0]["sha256"] = sha(archive)
+    (folder / "augsburg-ouc.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def ouc_zip(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for name, data in files.items():
+            zf.writestr(f"Augsburg/{name}", data)
+    return buf.getvalue()
+
+
+def test_augsburg_ouc_variant_downloads_and_ingests_its_index(
+    server, ouc_files, tmp_path, monkeypatch
+):
+    import xarray as xr
+
+    archive = ouc_zip(ouc_files)
+    server.put(OUC_URL, archive)
+    ouc_catalog(tmp_path, ouc_files, archive)
+    monkeypatch.setenv("RSMISS_CATALOG", str(tmp_path))
+    root = tmp_path / "ws"
+    args = ["ingest", "augsburg-ouc", "--download", "--no-patches", "--quiet"]
+    res = run(*args, "--root", str(root), "--mirror", server.url)
+    assert res.exit_code == 0, res.output
+    index = scipy.io.loadmat(io.BytesIO(ouc_files["augsburg_index.mat"]))
+    gt = scipy.io.loadmat(io.BytesIO(ouc_files["augsburg_gt.mat"]))["augsburg_gt"]
+    with xr.open_zarr(root / "cubes" / "augsburg-ouc.zarr") as ds:
+        split = ds["split"].values
+        rows, cols, labels = ds["row"].values, ds["col"].values, ds["label"].values
+        assert list(ds.attrs["modalities"]) == ["hs", "sar"]
+    assert (split == "train").sum() == len(index["augsburg_train"])
+    assert (split == "test").sum() == len(index["augsburg_test"])
+    assert np.array_equal(labels, gt[rows, cols])
+
+    # A pixel listed for training and for testing is refused in one line.
+    both = {
+        **index,
+        "augsburg_test": np.vstack([index["augsburg_test"], index["augsburg_train"][:1]]),
+    }
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, {k: v for k, v in both.items() if not k.startswith("__")})
+    (root / "raw" / "augsburg-ouc" / "augsburg_index.mat").write_bytes(buf.getvalue())
+    line = refused(run("ingest", "augsburg-ouc", "--no-patches", "--root", str(root)))
+    assert (
+        "augsburg_index.mat" in line and "is in both 'augsburg_train' and 'augsburg_test'" in line
+    )
