@@ -389,12 +389,15 @@ class DatasetSpec(StrictModel):
             given += self.manual.files if self.manual is not None else []
             if len(set(given)) != len(given):
                 raise ValueError(f"sources/manual name a raw file twice: {sorted(given)}")
-            absent = [f.file for f in self.files().values() if f.file not in given]
-            if absent:
-                raise ValueError(
-                    f"raw files {absent} come from no source; add them to 'sources' or 'manual'"
-                )
         return self
+
+    def unsourced_files(self) -> list[str]:
+        """Raw files that neither ``sources`` nor ``manual`` provide (checked by download only,
+        so a local copy of an entry with other file names still ingests)."""
+        given = {t for src in self.sources for t in self.source_targets(src)}
+        given |= set(self.manual.files) if self.manual is not None else set()
+        names = dict.fromkeys(f.file for f in self.files().values())
+        return [name for name in names if name not in given]
 
     @staticmethod
     def source_targets(src: SourceSpec) -> list[str]:

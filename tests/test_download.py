@@ -413,3 +413,16 @@ def test_augsburg_ouc_variant_downloads_and_ingests_its_index(
     assert (
         "augsburg_index.mat" in line and "is in both 'augsburg_train' and 'augsburg_test'" in line
     )
+
+
+def test_archive_checksum_is_checked_when_the_host_serves_stable_bytes(server, tmp_path):
+    """Houston's 2013_DFTC.zip has a catalog sha256 of its own, checked before extraction."""
+    houston = load_catalog("houston2013")
+    src = houston.sources[0]
+    fake = trento_zip({n: b"x" for n in FILES})
+    server.put(src.urls[0], fake)
+    root = tmp_path / "ws"
+    line = refused(run("download", "houston2013", "--root", str(root), "--mirror", server.url))
+    assert line.startswith("error: 2013_DFTC.zip: sha256 mismatch: ")
+    assert f"expected {src.sha256}, got {sha(fake)}" in line
+    assert published(root) == [] and not list(root.rglob("*.zip"))

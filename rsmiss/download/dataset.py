@@ -270,6 +270,12 @@ def download_dataset(
             f"{spec.path}: no 'sources' to download from; put {files} in {raw_dir} yourself, "
             "or add 'sources' to the catalog entry (docs/adding-a-dataset.md)"
         )
+    unsourced = spec.unsourced_files()
+    if unsourced:
+        raise ConfigError(
+            f"{spec.path}: raw files {', '.join(unsourced)} come from no source; add them to "
+            "'sources' or 'manual' (docs/adding-a-dataset.md)"
+        )
     if (raw_dir / SYNTHETIC_MARKER).exists():
         raise DataError(
             "holds synthetic files written by rsmiss synth; move that folder away (or pass "

@@ -124,6 +124,10 @@ def fetch_weights(
     """(path, sha256) of the ``tag`` weights of ``backbone`` in ROOT/weights/, fetched if absent."""
     import open_clip
 
+    if tag.startswith("torchgeo:"):
+        from rsmiss.models.timm_trunk import fetch_torchgeo_weights
+
+        return fetch_torchgeo_weights(tag, backbone, root=root, mirrors=mirrors, log=log)
     log = log or (lambda _msg: None)
     ws = Workspace(root)
     name = open_clip_name(backbone)
