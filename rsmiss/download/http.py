@@ -18,13 +18,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from rsmiss import __version__
 from rsmiss.errors import RsmissError
 
 CHUNK = 1 << 16
 RESUME_ATTEMPTS = 5  # dropped connections resumed per URL before the next URL is tried
 CONNECT_TIMEOUT_S = 15.0
 READ_TIMEOUT_S = 60.0
-USER_AGENT = "rsmiss (https://github.com; dataset download)"
+USER_AGENT = f"rsmiss/{__version__} (python-requests)"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
