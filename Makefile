@@ -26,8 +26,9 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/rsmiss demo --root $(ROOT)
 
-# The paper's tables on real data under $(ROOT)/raw/ and real CLIP weights
-# ($(ROOT)/weights/ViT-B-16.pt, or WEIGHTS=path). Stops at once, listing every missing file.
+# The paper's tables on real data under $(ROOT)/raw/ (rsmiss download NAME) and real CLIP
+# weights ($(ROOT)/weights/ViT-B-16.pt, or WEIGHTS=path, or WEIGHTS=openai to download them
+# by open_clip tag). Stops at once, listing every missing file.
 PAPER_PIPELINES ?= pipelines/paper-table1.yaml pipelines/paper-table3.yaml \
 	pipelines/paper-table4.yaml pipelines/paper-table5.yaml pipelines/paper-fig4.yaml
 benchmark: $(STAMP)

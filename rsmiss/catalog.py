@@ -2,13 +2,15 @@
 
 A catalog entry is data about a dataset (file names, array keys, shapes, checksums, classes,
 split), kept beside the code rather than in it, so a user adds a dataset by writing one YAML
-file. The three benchmarks live in the repository's ``catalog/`` folder; any other path may
-be given instead of a name. Errors name the file and the field.
+file. The three benchmarks live in the repository's ``catalog/`` folder (shipped inside the
+wheel, see :mod:`rsmiss.resources`); any other path may be given instead of a name. Errors
+name the file and the field.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -16,9 +18,10 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from rsmiss.errors import ConfigError
+from rsmiss.resources import data_dir, packaged_file
 from rsmiss.yamlschema import SafeName, StrictModel, read_yaml_mapping, validate_mapping
 
-CATALOG_DIR = Path(__file__).resolve().parent.parent / "catalog"
+CATALOG_DIR = data_dir("catalog")
 
 # Names a modality may not take: they are the cube's own variables and dimensions.
 RESERVED_NAMES = frozenset(
@@ -162,6 +165,13 @@ class IndexColumns(StrictModel):
     label: str = Field("label", min_length=1, description="class id 1..K (without 'labels')")
 
 
+class IndexKeys(StrictModel):
+    """Variables of a MATLAB index file: (N, 2) arrays of 0-based pixel row, col."""
+
+    train: str = Field(min_length=1)
+    test: str = Field(min_length=1)
+
+
 class SplitSpec(StrictModel):
     """How training and test pixels are given.
 
@@ -169,8 +179,9 @@ class SplitSpec(StrictModel):
     map, checked against them). ``roi``: two ENVI ROI text files, ROI *i* = class *i*.
     ``random``: one ``labels`` raster split per class with ``seed`` and ``train_per_class``
     (or ``train_fraction``). ``index``: a CSV ``file`` listing pixel row, col and split (and
-    label, unless a ``labels`` raster gives them). ``none``: no labels, the scene is ingested
-    for prediction only.
+    label, unless a ``labels`` raster gives them), or a MATLAB ``.mat`` file whose ``keys``
+    name the training and test arrays of (row, col) pairs, labelled by a ``labels`` raster.
+    ``none``: no labels, the scene is ingested for prediction only.
     """
 
     method: Literal["label_maps", "roi", "random", "index", "none"]
@@ -183,6 +194,7 @@ class SplitSpec(StrictModel):
     file: str | None = Field(None, description="index CSV, relative to the raw folder")
     sha256: str | None = Field(None, description="expected checksum of the index file")
     columns: IndexColumns = Field(default_factory=IndexColumns)
+    keys: IndexKeys | None = Field(None, description="MATLAB index file: its two variables")
 
     @field_validator("sha256")
     @classmethod
@@ -208,8 +220,15 @@ class SplitSpec(StrictModel):
                 raise ValueError("method 'index' needs the index CSV as 'file'")
             if self.train is not None or self.test is not None:
                 raise ValueError("method 'index' takes no 'train'/'test' files; 'file' gives both")
-        elif {"file", "sha256", "columns"} & self.model_fields_set:
-            raise ValueError("'file', 'sha256' and 'columns' belong to method 'index' only")
+            if self.file.lower().endswith(".mat"):
+                if self.keys is None or self.labels is None:
+                    raise ValueError(
+                        "a MATLAB index file needs 'keys' (train, test) and a 'labels' raster"
+                    )
+            elif self.keys is not None:
+                raise ValueError("'keys' belongs to a MATLAB (.mat) index file only")
+        elif {"file", "sha256", "columns", "keys"} & self.model_fields_set:
+            raise ValueError("'file', 'sha256', 'columns' and 'keys' belong to method 'index' only")
         if m == "roi":
             for f in (self.train, self.test):
                 if f is not None and f.reader != "roi":
@@ -221,11 +240,119 @@ class SplitSpec(StrictModel):
         """The index CSV as a raw file (checksummed like the others)."""
         if self.file is None:
             return None
-        return FileSpec(file=self.file, format="csv", sha256=self.sha256)
+        fmt = "mat" if self.file.lower().endswith(".mat") else "csv"
+        return FileSpec(file=self.file, format=fmt, sha256=self.sha256)
 
     def files(self) -> dict[str, FileSpec]:
         out = {"train": self.train, "test": self.test, "labels": self.labels, "index": self.index}
         return {k: v for k, v in out.items() if v is not None}
+
+
+def _plain_name(v: str | None) -> str | None:
+    """A file name under ``raw/NAME/``: no folders, so a download cannot write elsewhere."""
+    if v is not None and (not v or "/" in v or "\\" in v or v in (".", "..")):
+        raise ValueError(f"must be a plain file name, got {v!r}")
+    return v
+
+
+class MemberSpec(StrictModel):
+    """One file taken out of a downloaded archive and published under ``raw/NAME/``."""
+
+    member: str = Field(min_length=1, description="path inside the archive")
+    file: str | None = Field(None, description="name under raw/NAME (default: the member's)")
+    sha256: str | None = Field(
+        None, description="checksum of the member (default: the catalog's for that file)"
+    )
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        return _hex_digest(v)
+
+    @field_validator("file")
+    @classmethod
+    def _plain(cls, v: str | None) -> str | None:
+        return _plain_name(v)
+
+    @property
+    def target(self) -> str:
+        return self.file or self.member.rsplit("/", 1)[-1]
+
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+
+
+class SourceSpec(StrictModel):
+    """Where one downloadable file comes from: a single raw file, or an archive of several.
+
+    ``urls`` are tried in order, the first that answers wins. ``sha256`` checks the
+    downloaded bytes where the host serves stable ones; for an archive the ``members``'
+    checksums are what decide (GitHub regenerates its archives and their bytes may change).
+    """
+
+    urls: list[str] = Field(min_length=1)
+    file: str | None = Field(
+        None,
+        description="single file: its name under raw/NAME; archive: the download's name "
+        "(default: the last part of the first URL)",
+    )
+    sha256: str | None = None
+    members: list[MemberSpec] = Field(
+        default_factory=list, description="files to extract (empty: the download is one file)"
+    )
+    licence: str = Field("", description="terms the user accepts by downloading, shown once")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        return _hex_digest(v)
+
+    @field_validator("file")
+    @classmethod
+    def _plain(cls, v: str | None) -> str | None:
+        return _plain_name(v)
+
+    @field_validator("urls")
+    @classmethod
+    def _http(cls, v: list[str]) -> list[str]:
+        for url in v:
+            if not re.fullmatch(r"https?://[^/\s]+/\S*", url):
+                raise ValueError(f"must be http(s) URLs with a path, got {url!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _archive(self) -> SourceSpec:
+        if self.members and not self.name.lower().endswith(ARCHIVE_SUFFIXES):
+            raise ValueError(
+                f"'{self.name}' has members but is not an archive ({', '.join(ARCHIVE_SUFFIXES)})"
+            )
+        targets = [m.target for m in self.members]
+        if len(set(targets)) != len(targets):
+            raise ValueError(f"two members publish the same file: {targets}")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The download's file name."""
+        return self.file or self.urls[0].rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+
+    @property
+    def is_archive(self) -> bool:
+        return bool(self.members)
+
+
+class ManualSpec(StrictModel):
+    """Files a user must fetch by hand (a licence or a login stands between them and a URL)."""
+
+    files: list[str] = Field(min_length=1, description="names to place under raw/NAME")
+    where: str = Field(min_length=1, description="where to get them (URL or instructions)")
+
+    @field_validator("files")
+    @classmethod
+    def _plain(cls, v: list[str]) -> list[str]:
+        for name in v:
+            _plain_name(name)
+        return v
 
 
 class DatasetSpec(StrictModel):
@@ -242,6 +369,10 @@ class DatasetSpec(StrictModel):
     modalities: list[ModalitySpec] = Field(min_length=1)
     classes: list[ClassSpec] = Field(default_factory=list)
     split: SplitSpec
+    sources: list[SourceSpec] = Field(
+        default_factory=list, description="where `rsmiss download` fetches the raw files"
+    )
+    manual: ManualSpec | None = Field(None, description="raw files that must be fetched by hand")
     path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -253,7 +384,32 @@ class DatasetSpec(StrictModel):
             raise ValueError(f"reference '{self.reference}' is not one of the modalities {names}")
         if self.split.method != "none" and not self.classes:
             raise ValueError("a labelled dataset needs its 'classes'")
+        if self.sources or self.manual is not None:
+            given = [t for src in self.sources for t in self.source_targets(src)]
+            given += self.manual.files if self.manual is not None else []
+            if len(set(given)) != len(given):
+                raise ValueError(f"sources/manual name a raw file twice: {sorted(given)}")
         return self
+
+    def unsourced_files(self) -> list[str]:
+        """Raw files that neither ``sources`` nor ``manual`` provide (checked by download only,
+        so a local copy of an entry with other file names still ingests)."""
+        given = {t for src in self.sources for t in self.source_targets(src)}
+        given |= set(self.manual.files) if self.manual is not None else set()
+        names = dict.fromkeys(f.file for f in self.files().values())
+        return [name for name in names if name not in given]
+
+    @staticmethod
+    def source_targets(src: SourceSpec) -> list[str]:
+        """File names a source publishes under ``raw/NAME/``."""
+        return [m.target for m in src.members] if src.is_archive else [src.name]
+
+    def expected_sha256(self, file: str) -> str | None:
+        """The catalog's checksum of a raw file by name (None when unknown)."""
+        for spec in self.files().values():
+            if spec.file == file and spec.sha256 is not None:
+                return spec.sha256
+        return None
 
     @property
     def modality_names(self) -> list[str]:
@@ -282,35 +438,50 @@ class DatasetSpec(StrictModel):
 
     def canonical_json(self) -> str:
         """The spec as deterministic JSON: part of the cube id, independent of YAML layout."""
-        doc = self.model_dump(mode="json")
+        doc = self.model_dump(mode="json", exclude={"sources", "manual"})  # where, not what
         for m in doc["modalities"]:  # unset kind: as before the field existed (same cube ids)
             if m.get("kind") is None:
                 m.pop("kind", None)
         if doc["split"]["method"] != "index":  # likewise the index-only split fields
             for key in ("file", "sha256", "columns"):
                 doc["split"].pop(key, None)
+        if doc["split"].get("keys") is None:
+            doc["split"].pop("keys", None)
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
+CATALOG_ENV = "RSMISS_CATALOG"
+
+
+def catalog_dirs() -> list[Path]:
+    """Folders searched for a dataset named on the command line: those in ``$RSMISS_CATALOG``
+    (``os.pathsep``-separated; a site's own entries, or its own copy of a benchmark's entry
+    with a mirror's checksums) before the built-in catalog."""
+    extra = [Path(p).expanduser() for p in os.environ.get(CATALOG_ENV, "").split(os.pathsep) if p]
+    return [*extra, CATALOG_DIR]
+
+
 def catalog_names() -> list[str]:
-    return sorted(p.stem for p in CATALOG_DIR.glob("*.yaml"))
+    return sorted({p.stem for d in catalog_dirs() for p in d.glob("*.yaml")})
 
 
 def _resolve(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.suffix.lower() in (".yaml", ".yml") or path.is_file() or "/" in text:
+        if not path.is_file() and (packaged := packaged_file(path, "catalog")) is not None:
+            return packaged
         if not path.is_file():
             raise ConfigError(f"{path}: dataset YAML not found; check the path")
         return path
-    candidate = CATALOG_DIR / f"{text}.yaml"
-    if not candidate.is_file():
-        known = ", ".join(catalog_names()) or "none"
-        raise ConfigError(
-            f"unknown dataset '{text}': known datasets are {known}; "
-            "or pass the path of a dataset YAML"
-        )
-    return candidate
+    for folder in catalog_dirs():
+        candidate = folder / f"{text}.yaml"
+        if candidate.is_file():
+            return candidate
+    known = ", ".join(catalog_names()) or "none"
+    raise ConfigError(
+        f"unknown dataset '{text}': known datasets are {known}; or pass the path of a dataset YAML"
+    )
 
 
 def load_catalog(name_or_path: str | Path) -> DatasetSpec:

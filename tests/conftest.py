@@ -34,4 +34,6 @@ def _isolated_root(tmp_path_factory, monkeypatch):
     """Never touch the user's ./rsmiss-data or weights from tests."""
     monkeypatch.delenv("RSMISS_ROOT", raising=False)
     monkeypatch.delenv("RSMISS_BACKBONE_WEIGHTS", raising=False)
+    for var in ("RSMISS_MIRROR", "RSMISS_CATALOG", "HF_ENDPOINT"):  # downloads stay local
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -177,7 +177,8 @@ def test_missing_inputs_lists_every_raw_file_and_the_weights(tmp_path):
         str(tmp_path / "weights" / "ViT-B-16.pt")
     ]
     msg = missing_message(missing)
-    assert "\n" not in msg and "hyperspectral.ee.uh.edu" in msg and "ViT-B-16.pt" in msg
+    assert "\n" not in msg and "rsmiss download houston2013" in msg and "ViT-B-16.pt" in msg
+    assert "--backbone-weights openai" in msg  # the tag is offered
 
 
 def test_benchmark_without_data_stops_at_once(tmp_path):

@@ -18,9 +18,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from rsmiss.errors import ConfigError
+from rsmiss.resources import data_dir, packaged_file
 from rsmiss.yamlschema import SafeName, StrictModel, read_yaml_mapping, validate_mapping
 
-PIPELINE_DIR = Path(__file__).resolve().parents[2] / "pipelines"
+PIPELINE_DIR = data_dir("pipelines")
 TABLES = ("table1", "table3", "table4", "table5", "fig4")
 PLACEMENT_RE = re.compile(r"^(head|last)_(\d+)x(\d+)$")
 SETTING_RE = re.compile(r"^[a-z][a-z0-9_+-]*$")
@@ -220,10 +221,16 @@ class Pipeline(StrictModel):
 
 
 def resolve_pipeline_path(name_or_path: str | Path) -> Path:
-    """A path, or a bare name of a file in the repository's ``pipelines/`` folder."""
+    """A path, or a bare name of a file in the repository's ``pipelines/`` folder.
+
+    ``pipelines/NAME.yaml`` written as in the README finds the packaged copy when the working
+    directory is not a checkout.
+    """
     path = Path(name_or_path).expanduser()
     if path.is_file():
         return path
+    if (packaged := packaged_file(path, "pipelines")) is not None:
+        return packaged
     for cand in (PIPELINE_DIR / f"{name_or_path}", PIPELINE_DIR / f"{name_or_path}.yaml"):
         if "/" not in str(name_or_path) and cand.is_file():
             return cand

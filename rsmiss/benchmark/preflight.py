@@ -17,22 +17,19 @@ from rsmiss.workspace import Workspace
 
 SOURCES = {
     "houston2013": (
-        "IEEE GRSS Data Fusion Contest 2013 distribution (2013_DFTC.zip, "
-        "https://hyperspectral.ee.uh.edu/?page_id=459); its licence forbids redistribution, "
-        "so download it yourself"
+        "`rsmiss download houston2013` (the GRSS DFC 2013 distribution from the University of "
+        "Houston, fetched on your machine: its licence forbids redistribution)"
     ),
-    "trento": (
-        "the Trento HS+LiDAR benchmark (Rasti et al., IEEE TGRS 2017), from its authors or the "
-        "common benchmark copies (the MATLAB files named in catalog/trento.yaml)"
-    ),
+    "trento": "`rsmiss download trento` (public GitHub copies, checked against the catalog)",
     "augsburg": (
-        "the Augsburg HS+SAR+DSM benchmark (Hong et al., ISPRS J. 2021), "
-        "https://github.com/danfenghong/ISPRS_S2FL"
+        "the Augsburg HS+SAR+DSM benchmark (Hong et al., ISPRS J. 2021), by hand: "
+        "`rsmiss download augsburg` says where"
     ),
 }
 WEIGHTS_SOURCE = (
-    "OpenAI CLIP ViT-B/16 (open_clip 'ViT-B-16' tag 'openai', file ViT-B-16.pt) copied to "
-    "ROOT/weights/ViT-B-16.pt, or pass --backbone-weights PATH / set $RSMISS_BACKBONE_WEIGHTS"
+    "OpenAI CLIP ViT-B/16: pass --backbone-weights openai (make benchmark WEIGHTS=openai) to "
+    "download it through open_clip, or copy OpenAI's ViT-B-16.pt to ROOT/weights/, or pass "
+    "--backbone-weights PATH / set $RSMISS_BACKBONE_WEIGHTS"
 )
 
 
@@ -83,6 +80,8 @@ def missing_weights(pipe: Pipeline, ws: Workspace, backbone_weights: str | None)
     try:
         resolve_weights(ws, pipe.recipe.backbone, backbone_weights, False)
     except ConfigError:
+        if backbone_weights is not None:
+            raise  # an unknown tag: its own message lists the known ones
         return [Missing("weights", str(ws.weights / WEIGHT_NAMES[0]), WEIGHTS_SOURCE)]
     except DataError as exc:
         if str(backbone_weights).startswith("pretrain:"):

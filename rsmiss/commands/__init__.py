@@ -11,6 +11,7 @@ import click
 
 # Order is the order of the pipeline, which is also the order of ``rsmiss --help``.
 COMMAND_MODULES = (
+    "download",
     "synth",
     "ingest",
     "scenarios",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from rsmiss.commands.download import mirror_option
 from rsmiss.commands.options import root_option
 
 
@@ -41,10 +42,27 @@ from rsmiss.commands.options import root_option
 @click.option("--strict", is_flag=True, help="Checksum mismatches are errors, not warnings.")
 @click.option("--force", is_flag=True, help="Rebuild even if the cube is up to date.")
 @click.option(
+    "--download",
+    is_flag=True,
+    help="First fetch missing or wrong raw files from the catalog's sources (rsmiss download).",
+)
+@mirror_option
+@click.option(
     "--quiet", is_flag=True, help="No progress bars (they show only when stderr is a terminal)."
 )
 def ingest_cmd(
-    dataset, raw, root, patch_size, no_patches, workers, scheduler, strict, force, quiet
+    dataset,
+    raw,
+    root,
+    patch_size,
+    no_patches,
+    workers,
+    scheduler,
+    strict,
+    force,
+    download,
+    mirrors,
+    quiet,
 ):
     """Build the cube of DATASET (a catalog name such as trento, or a dataset YAML path).
 
@@ -58,6 +76,19 @@ def ingest_cmd(
         raise click.BadParameter("must be a positive number of pixels", param_hint="--patch-size")
     if workers is not None and workers < 1:
         raise click.BadParameter("must be at least 1", param_hint="--workers")
+    if mirrors and not download:
+        raise click.BadParameter("only with --download", param_hint="--mirror")
+    if download:
+        from rsmiss.download import download_dataset
+
+        download_dataset(
+            dataset,
+            root=root,
+            raw=raw,
+            mirrors=mirrors,
+            progress=False if quiet else None,
+            log=lambda msg: click.echo(msg, err=True),
+        )
     ingest(
         dataset,
         raw=raw,

@@ -40,15 +40,17 @@ from rsmiss.commands.options import root_option
     "--backbone",
     default="vit-b-16",
     show_default=True,
-    help="vit-b-16 (the paper's), vit-b-32, vit-l-14, or tiny (a small tower for tests and "
-    "the demo, always with --random-init).",
+    help="vit-b-16 (the paper's), vit-b-32, vit-l-14, tiny (a small tower for tests and "
+    "the demo, always with --random-init), or a timm ViT trunk as timm:NAME.",
 )
 @click.option(
     "--backbone-weights",
     default=None,
-    metavar="PATH",
-    help="Backbone weights (default: $RSMISS_BACKBONE_WEIGHTS, else "
-    "ROOT/weights/ViT-B-16.pt or .safetensors).",
+    metavar="PATH|TAG",
+    help="Backbone weights: a file, an open_clip tag (openai, laion2b_s34b_b88k, ...) or a "
+    "torchgeo enum (torchgeo:ViTSmall16_Weights.SENTINEL2_ALL_DINO), downloaded into "
+    "ROOT/weights/ (default: $RSMISS_BACKBONE_WEIGHTS, else ROOT/weights/ViT-B-16.pt or "
+    ".safetensors).",
 )
 @click.option(
     "--backbone-activation",

@@ -131,7 +131,7 @@ def _index_split(
     full = None
     if s.labels is not None:
         full = _read_label_raster(s.labels, raw, grid, k, ref_path, spatial)
-    idx = read_index(path, s.columns, shape, None if full is not None else k)
+    idx = read_index(path, s.columns, shape, None if full is not None else k, s.keys)
     if full is not None:
         labels = full[idx.rows, idx.cols]
         if (labels == 0).any():

@@ -38,13 +38,62 @@ def _show(value: str) -> str:
     return repr(value if len(value) <= 24 else value[:24] + "...")
 
 
+def read_mat_index(path: Path, keys, shape: tuple[int, int]) -> IndexFile:
+    """A MATLAB index: ``keys.train`` and ``keys.test`` are (N, 2) arrays of 0-based (row,
+    col) pairs (the layout of re-packaged benchmarks such as Augsburg's ``augsburg_index.mat``);
+    labels come from the catalog's label raster. "Line" in errors is the 1-based array row."""
+    from rsmiss.io.mat import read_mat
+
+    parts = []
+    for name, is_train in ((keys.train, True), (keys.test, False)):
+        arr = read_mat(path, name)
+        if arr.ndim != 2 or arr.shape[1] != 2 or arr.dtype.kind not in "iuf":
+            raise DataError(
+                f"{path}: '{name}' has shape {arr.shape}, expected (N, 2) pixel row, col pairs; "
+                "check split.keys in the catalog"
+            )
+        if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
+            raise DataError(f"{path}: '{name}' holds non-integer pixel positions")
+        arr = arr.astype(np.int64)
+        bad = (arr < 0).any(axis=1) | (arr[:, 0] >= shape[0]) | (arr[:, 1] >= shape[1])
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{path}: '{name}' row {i + 1}: pixel {tuple(int(v) for v in arr[i])} is outside "
+                f"the reference grid ({shape[0]} rows x {shape[1]} columns, 0-based)"
+            )
+        parts.append((arr, np.full(len(arr), is_train), np.arange(1, len(arr) + 1)))
+    rc = np.concatenate([p[0] for p in parts])
+    train = np.concatenate([p[1] for p in parts])
+    lines = np.concatenate([p[2] for p in parts])
+    flat = rc[:, 0] * shape[1] + rc[:, 1]
+    _, first = np.unique(flat, return_index=True)
+    if first.size != flat.size:
+        seen = np.zeros(flat.size, bool)
+        seen[first] = True
+        dup = int(np.flatnonzero(~seen)[0])
+        r, c = (int(v) for v in rc[dup])
+        if train[flat == flat[dup]].min() != train[flat == flat[dup]].max():
+            raise DataError(
+                f"{path}: pixel row {r}, col {c} is in both '{keys.train}' and '{keys.test}'; "
+                "keep one"
+            )
+    keep = np.sort(first)
+    return IndexFile(path, rc[keep, 0], rc[keep, 1], train[keep], None, lines[keep])
+
+
 def read_index(
-    path: str | Path, columns, shape: tuple[int, int], n_classes: int | None
+    path: str | Path, columns, shape: tuple[int, int], n_classes: int | None, keys=None
 ) -> IndexFile:
     """Parse ``path`` for a ``shape`` (height, width) grid; ``columns`` is a
     :class:`rsmiss.catalog.IndexColumns`. Labels are read (and must be 1..``n_classes``) only
-    when ``n_classes`` is given, i.e. when no label raster provides them."""
+    when ``n_classes`` is given, i.e. when no label raster provides them. With ``keys``
+    (:class:`rsmiss.catalog.IndexKeys`) the file is a MATLAB index (:func:`read_mat_index`)."""
     path = Path(path)
+    if keys is not None:
+        if not path.is_file():
+            raise DataError(f"{path}: index file not found; put it there or pass --raw DIR")
+        return read_mat_index(path, keys, shape)
     with_labels = n_classes is not None
     names = [columns.row, columns.col, columns.split] + ([columns.label] if with_labels else [])
     limits = [shape[0], shape[1]] + ([n_classes + 1] if with_labels else [])

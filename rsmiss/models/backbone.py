@@ -187,9 +187,16 @@ def _interpolated_positions(pos: torch.Tensor, g0: int, grid: int) -> torch.Tens
 
 
 def backbone_config(name: str) -> VisionConfig:
+    from rsmiss.models.timm_trunk import is_timm, trunk_info
+
+    if is_timm(name):
+        return trunk_info(name)[0]
     key = name.lower().replace("_", "-")
     if key not in BACKBONES:
-        raise ConfigError(f"backbone {name!r} is not known; choose one of {sorted(BACKBONES)}")
+        raise ConfigError(
+            f"backbone {name!r} is not known; choose one of {sorted(BACKBONES)} or a timm ViT "
+            "as timm:<name>"
+        )
     return BACKBONES[key]
 
 
@@ -249,7 +256,8 @@ def read_backbone_weights(spec: str | Path) -> tuple[dict[str, torch.Tensor], st
     """Visual-tower state dict, implied activation and sha256 of one weights source.
 
     Accepts a state dict (.pt/.pth/.bin, full CLIP or bare visual), safetensors, an open_clip
-    `local-dir:` folder, or OpenAI's TorchScript `.pt`. Nothing is ever downloaded.
+    `local-dir:` folder, or OpenAI's TorchScript `.pt`. Nothing is downloaded here: a tag is
+    resolved to a file first (`rsmiss.models.pretrained`).
     """
     text = str(spec)
     path = Path(text.removeprefix("local-dir:")).expanduser()
@@ -272,6 +280,10 @@ def read_backbone_weights(spec: str | Path) -> tuple[dict[str, torch.Tensor], st
     tensors = {k.removeprefix("module."): v for k, v in tensors.items()}
     if any(k.startswith("visual.") for k in tensors):
         tensors = {k[7:]: v for k, v in tensors.items() if k.startswith("visual.")}
+    if activation is None and implied is None:  # a file fetched by tag says it by its name
+        from rsmiss.models.pretrained import tag_activation
+
+        implied = tag_activation(weights_file)
     return tensors, activation or implied, sha256_file(weights_file)
 
 
@@ -326,12 +338,19 @@ def build_backbone(
             "no backbone weights: pass --backbone-weights PATH (or $RSMISS_BACKBONE_WEIGHTS) "
             "or random_init=True for a randomly initialised backbone"
         )
+    from rsmiss.models.timm_trunk import adapt_tower, is_timm, trunk_info, trunk_state
+
+    trunk = is_timm(name)
     tensors, implied, digest = (None, None, "random-init")
     if weights is not None:
         tensors, implied, digest = read_backbone_weights(weights)
-    resolved = activation or implied or "quickgelu"
-    tower = VisionTower(cfg, resolved, init=tensors is None)
+    resolved = activation or implied or (trunk_info(name)[1] if trunk else "quickgelu")
+    tower = VisionTower(cfg, resolved, init=tensors is None or trunk)
+    if trunk:
+        adapt_tower(tower, name)
     if tensors is not None:
+        if trunk:
+            tensors = trunk_state(tower, tensors, str(weights))
         load_visual_state(tower, tensors, str(weights))
     for p in tower.parameters():
         p.requires_grad_(False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,14 +71,19 @@ def pretrained_weights_path(ws: Workspace, spec: str) -> Path:
     return path
 
 
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def resolve_weights(
     ws: Workspace, backbone: str, weights: str | None, random_init: bool
 ) -> tuple[str | None, str | None]:
     """(path, sha256) of the backbone weights, or (None, None) for an explicit random init.
 
     Order: ``--backbone-weights``, ``$RSMISS_BACKBONE_WEIGHTS``, ``ROOT/weights/ViT-B-16.pt``
-    (or ``.safetensors``; ViT-B/16 only). ``pretrain:NAME`` names the output of
-    ``rsmiss pretrain --name NAME``.
+    (or ``.safetensors``; ViT-B/16 only). Either of the first two may be an open_clip
+    pretrained tag (``openai``): its file is fetched into ``ROOT/weights/`` unless cached;
+    ``pretrain:NAME`` names the output of ``rsmiss pretrain --name NAME``.
     """
     if weights is not None and random_init:
         raise ConfigError("--backbone-weights and --random-init exclude each other; pass one")
@@ -95,10 +101,16 @@ def resolve_weights(
         weights, source = str(pretrained_weights_path(ws, str(weights))), str(weights)
     if weights is None:
         raise ConfigError(
-            f"no backbone weights for {backbone}: put OpenAI's ViT-B-16.pt (or a .safetensors "
-            f"state dict) at {ws.weights / WEIGHT_NAMES[0]}, or pass --backbone-weights PATH / "
-            "set $RSMISS_BACKBONE_WEIGHTS; --random-init trains on a random backbone instead"
+            f"no backbone weights for {backbone}: pass --backbone-weights openai to download "
+            f"OpenAI's through open_clip, put ViT-B-16.pt (or a .safetensors state dict) at "
+            f"{ws.weights / WEIGHT_NAMES[0]}, or pass --backbone-weights PATH / set "
+            "$RSMISS_BACKBONE_WEIGHTS; --random-init trains on a random backbone instead"
         )
+    from rsmiss.models.pretrained import fetch_weights, looks_like_tag
+
+    if looks_like_tag(str(weights)):
+        path, digest = fetch_weights(backbone, str(weights), root=ws.root, log=_stderr)
+        return str(path), digest
     path = Path(str(weights).removeprefix("local-dir:")).expanduser()
     if not path.exists():
         raise DataError(f"backbone weights file does not exist ({source})", source=str(path))

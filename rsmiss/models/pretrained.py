@@ -1,0 +1,178 @@
+"""CLIP weights by open_clip pretrained tag (``--backbone-weights openai``) in ROOT/weights/.
+
+open_clip's own registry says where each tag lives and its own download code fetches it:
+tags with a URL (OpenAI's, whose URL carries the file's sha256, which open_clip checks) are
+fetched from that URL; tags published on the Hugging Face Hub (``laion2b_s34b_b88k``, ...)
+through ``huggingface_hub``. rsmiss adds only where the file ends up and what a failure says:
+the download lands in ``ROOT/downloads/open_clip/`` and is moved to
+``ROOT/weights/<Arch>-<tag><suffix>`` once open_clip returns it, so ``ROOT/weights/`` never
+holds a partial file, and a cached file is used without touching the network.
+
+Redirecting (tests, air-gapped sites): URL tags honour ``--mirror`` / ``$RSMISS_MIRROR``
+(the same ``<host>/<path>`` layout as the dataset downloads); Hub tags honour
+huggingface_hub's ``$HF_ENDPOINT`` (a Hub mirror) and ``$HF_HUB_OFFLINE``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from rsmiss.download.dataset import mirrored, resolve_mirrors, sha256_file
+from rsmiss.download.http import DownloadError
+from rsmiss.errors import ConfigError
+from rsmiss.workspace import Workspace, atomic_path
+
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+
+
+def open_clip_name(backbone: str) -> str:
+    from rsmiss.models.backbone import OPEN_CLIP_NAMES
+
+    key = backbone.lower().replace("_", "-")
+    if key not in OPEN_CLIP_NAMES:
+        raise ConfigError(
+            f"--backbone {backbone}: pretrained tags exist only for {sorted(OPEN_CLIP_NAMES)}; "
+            "pass --backbone-weights PATH instead"
+        )
+    return OPEN_CLIP_NAMES[key]
+
+
+def known_tags(backbone: str) -> list[str]:
+    import open_clip
+
+    name = open_clip_name(backbone)
+    tags = set(open_clip.list_pretrained_tags_by_model(name))
+    # OpenAI's weights also serve the QuickGELU variant our tower builds for them.
+    tags |= set(open_clip.list_pretrained_tags_by_model(f"{name}-quickgelu"))
+    return sorted(tags)
+
+
+def looks_like_tag(text: str) -> bool:
+    """A bare word (no folder, no weights suffix) that is not an existing path."""
+    path = Path(text)
+    return (
+        "/" not in text
+        and not text.startswith(("local-dir:", "~", "."))
+        and path.suffix.lower() not in WEIGHT_SUFFIXES
+        and not path.exists()
+    )
+
+
+def tag_activation(path: Path) -> str | None:
+    """The activation of a file named ``<Arch>-<tag><suffix>`` (as fetched here or placed by
+    hand as the offline message says), from open_clip's registry: its ``quick_gelu`` flag
+    (OpenAI, MetaCLIP, DFN) or GELU (LAION, DataComp, ...). None for any other name."""
+    from rsmiss.models.backbone import OPEN_CLIP_NAMES
+
+    if path.suffix.lower() not in WEIGHT_SUFFIXES:
+        return None
+    for backbone, name in OPEN_CLIP_NAMES.items():
+        tag = path.stem.removeprefix(f"{name}-")
+        if tag != path.stem and tag in known_tags(backbone):
+            return "quickgelu" if _pretrained_cfg(name, tag).get("quick_gelu") else "gelu"
+    return None
+
+
+def _pretrained_cfg(name: str, tag: str) -> dict:
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag) or open_clip.get_pretrained_cfg(
+        f"{name}-quickgelu", tag
+    )
+    return dict(cfg)
+
+
+def cached_weights(ws: Workspace, backbone: str, tag: str) -> Path | None:
+    stem = f"{open_clip_name(backbone)}-{tag}"
+    for suffix in WEIGHT_SUFFIXES:
+        if (ws.weights / f"{stem}{suffix}").is_file():
+            return ws.weights / f"{stem}{suffix}"
+    return None
+
+
+def _place_instead(ws: Workspace, name: str, tag: str, cfg: dict) -> str:
+    where = cfg.get("url") or f"https://huggingface.co/{cfg.get('hf_hub', '').rstrip('/')}"
+    return (
+        f"place the file at {ws.weights / f'{name}-{tag}.pt'} (from {where}) or pass "
+        "--backbone-weights PATH"
+    )
+
+
+def _sha_failure(exc: Exception, url: str, cache: Path) -> str | None:
+    """open_clip's checksum refusal of an OpenAI URL, said with the expected and got digests."""
+    if "SHA256" not in str(exc):
+        return None
+    target = cache / os.path.basename(url)
+    expected = url.split("/")[-2]  # open_clip's convention for OpenAI URLs
+    got = sha256_file(target) if target.is_file() else "?"
+    target.unlink(missing_ok=True)
+    return f"sha256 mismatch: expected {expected}, got {got}"
+
+
+def fetch_weights(
+    backbone: str,
+    tag: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    mirrors: tuple[str, ...] | list[str] | None = None,
+    force: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> tuple[Path, str]:
+    """(path, sha256) of the ``tag`` weights of ``backbone`` in ROOT/weights/, fetched if absent."""
+    import open_clip
+
+    if tag.startswith("torchgeo:"):
+        from rsmiss.models.timm_trunk import fetch_torchgeo_weights
+
+        return fetch_torchgeo_weights(tag, backbone, root=root, mirrors=mirrors, log=log)
+    log = log or (lambda _msg: None)
+    ws = Workspace(root)
+    name = open_clip_name(backbone)
+    tags = known_tags(backbone)
+    if tag not in tags:
+        raise ConfigError(
+            f"--backbone-weights {tag}: neither a file nor an open_clip tag of {name}; tags: "
+            f"{', '.join(tags)}; or pass the path of a weights file"
+        )
+    cached = cached_weights(ws, backbone, tag)
+    if cached is not None and not force:
+        return cached, sha256_file(cached)
+    cfg = _pretrained_cfg(name, tag)
+    cache = ws.root / "downloads" / "open_clip"
+    cache.mkdir(parents=True, exist_ok=True)
+    url = cfg.get("url", "")
+    attempts = (
+        [dict(cfg, url=u) for u in mirrored([url], resolve_mirrors(mirrors))] if url else [cfg]
+    )
+    failures = []
+    for attempt in attempts:
+        where = attempt.get("url") or attempt.get("hf_hub")
+        log(f"{name} {tag}: downloading through open_clip from {where}")
+        try:
+            got = open_clip.download_pretrained(
+                attempt, prefer_hf_hub=not url, cache_dir=str(cache)
+            )
+        except Exception as exc:  # noqa: BLE001 - urllib, huggingface_hub, open_clip's own
+            reason = _sha_failure(exc, attempt.get("url", ""), cache) if url else None
+            failures.append(f"{where}: {reason or ' '.join(str(exc).split())[:200]}")
+            continue
+        if not got or not Path(got).is_file():
+            failures.append(f"{where}: open_clip returned no file")
+            continue
+        source = Path(os.path.realpath(got))  # the Hub's snapshot entry links to a bare blob
+        dest = ws.weights / f"{name}-{tag}{Path(got).suffix or '.pt'}"
+        with atomic_path(dest) as tmp:
+            os.replace(source, tmp)
+        for stale in cache.glob("models--*"):  # the Hub's snapshot now points at nothing
+            shutil.rmtree(stale, ignore_errors=True)
+        digest = sha256_file(dest)
+        log(f"{name} {tag}: {dest} (sha256 {digest})")
+        return dest, digest
+    raise DownloadError(
+        f"cannot download {name} weights '{tag}' ({'; '.join(failures)}); "
+        + _place_instead(ws, name, tag, cfg),
+        source=f"--backbone-weights {tag}",
+    )
