@@ -56,11 +56,15 @@ PATTERNS = (
 )
 
 
-def pretrain_name() -> str:
-    return f"demo-tiny-{PRETRAIN_OBJECTIVE}-{PRETRAIN_DATASET}"
+def pretrain_name(pretrain_epochs: int = PRETRAIN_EPOCHS) -> str:
+    """The cached weights' name; a shortened (test) pretraining gets its own."""
+    short = "" if pretrain_epochs == PRETRAIN_EPOCHS else f"-e{pretrain_epochs}"
+    return f"demo-tiny-{PRETRAIN_OBJECTIVE}-{PRETRAIN_DATASET}{short}"
 
 
-def demo_pipeline(scale: float = DEMO_SCALE, epochs: int = DEMO_EPOCHS) -> Pipeline:
+def demo_pipeline(
+    scale: float = DEMO_SCALE, epochs: int = DEMO_EPOCHS, pretrain_epochs: int = PRETRAIN_EPOCHS
+) -> Pipeline:
     """The demo as a pipeline: pretrain the tiny encoder on a synthetic Houston-like scene,
     then baseline vs MaMOL on a synthetic Trento-like scene with that encoder frozen."""
     return Pipeline(
@@ -78,9 +82,9 @@ def demo_pipeline(scale: float = DEMO_SCALE, epochs: int = DEMO_EPOCHS) -> Pipel
         pretrain=PretrainSpec(
             datasets=[PRETRAIN_DATASET],
             objective=PRETRAIN_OBJECTIVE,
-            epochs=PRETRAIN_EPOCHS,
+            epochs=pretrain_epochs,
             max_pixels=PRETRAIN_PIXELS,
-            name=pretrain_name(),
+            name=pretrain_name(pretrain_epochs),
         ),
         recipe=Recipe(
             backbone="tiny",
@@ -155,6 +159,7 @@ def run_demo(
     scale: float = DEMO_SCALE,
     epochs: int = DEMO_EPOCHS,
     write_map: bool = True,
+    pretrain_epochs: int = PRETRAIN_EPOCHS,
     echo: Callable[[str], None] = print,
     log: Callable[[str], None] | None = None,
 ) -> DemoResult:
@@ -169,7 +174,9 @@ def run_demo(
     if epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
     ws = Workspace(root)
-    pipe = demo_pipeline(scale, epochs)
+    if pretrain_epochs < 1:
+        raise ConfigError(f"--pretrain-epochs must be at least 1, got {pretrain_epochs}")
+    pipe = demo_pipeline(scale, epochs, pretrain_epochs)
     echo(pipe.description)
     echo(f"workspace: {ws.root}")
     quiet = log or (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
@@ -197,7 +204,7 @@ def run_demo(
     echo(f"report (beside the paper's Table 5 numbers): {report}")
     if map_png is not None:
         echo(f"classification map (MaMOL, all modalities): {map_png}")
-    weights = Workspace(root).weights / f"{pretrain_name()}.safetensors"
+    weights = Workspace(root).weights / f"{pretrain_name(pretrain_epochs)}.safetensors"
     echo(f"encoder: {describe_weights(weights)} -> {weights}")
     probe = _probe_line(weights.with_suffix(".json"))
     if probe:
@@ -213,10 +220,15 @@ def _probe_line(provenance: Path) -> str | None:
         probe = json.loads(provenance.read_text()).get("linear_probe") or {}
     except (OSError, ValueError):
         return None
-    parts = [
-        f"{d}: {r['random_oa']:.2f} random -> {r['pretrained_oa']:.2f} pretrained"
-        for d, r in probe.items()
-    ]
+    parts = []
+    for d, r in probe.items():
+        views = [("all sensors", r)] + [
+            (f"{m} alone", v) for m, v in r.get("by_modality", {}).items()
+        ]
+        parts += [
+            f"{d} {view} {v['random_oa']:.2f} random -> {v['pretrained_oa']:.2f} pretrained"
+            for view, v in views
+        ]
     return (
         "linear probe OA on the pretraining scene's training pixels: " + "; ".join(parts)
         if parts

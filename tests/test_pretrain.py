@@ -294,3 +294,43 @@ def test_missing_cube_and_bad_numbers_are_one_line(tmp_path):
               "--backbone-weights", "pretrain:nothing-here")  # fmt: skip
     assert res.exit_code == 2 and "rsmiss pretrain" in res.output
     assert not (tmp_path / "weights").exists()
+
+
+def test_two_process_ddp_pretraining_writes_loadable_weights(scene_root, tmp_path):
+    """--devices 2 on CPU: two gloo processes, each a strided half of every global batch."""
+    from rsmiss.models.backbone import (
+        BACKBONES,
+        VisionTower,
+        load_visual_state,
+        read_backbone_weights,
+    )
+
+    root = copy_root(scene_root, tmp_path / "r")
+    out = ok(*pretrain_args(root, "--devices", "2", "--probe-pixels", "0", "--epochs", "1"))
+    weights = root / "weights" / "tiny-mae-trento-s0.safetensors"
+    assert f"weights: {weights}" in out
+    tensors, _, _ = read_backbone_weights(weights)
+    load_visual_state(VisionTower(BACKBONES["tiny"]), tensors, str(weights))
+    prov = json.loads(weights.with_suffix(".json").read_text())
+    assert len(prov["loss_curve"]) == 1 and np.isfinite(prov["loss_curve"][0]["loss"])
+
+
+def test_pipeline_pretrain_step_is_checked_up_front(tmp_path):
+    """recipe.backbone_weights: pretrain needs a pretrain: block; the error names the file."""
+    doc = {
+        "name": "p",
+        "recipe": {"backbone": "tiny", "backbone_weights": "pretrain"},
+        "datasets": {"trento": {"synthetic": {"scale": 0.15}}},
+        "grid": [{"datasets": ["trento"], "rates": [0.7], "settings": ["both"],
+                  "methods": ["baseline"]}],
+    }  # fmt: skip
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    res = cli("benchmark", path, "--root", tmp_path / "root", "--dry-run")
+    assert res.exit_code == 2 and "p.yaml" in res.output and "pretrain" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    doc["pretrain"] = {"datasets": ["trento"], "objective": "simclr"}
+    path.write_text(yaml.safe_dump(doc))
+    res = cli("benchmark", path, "--root", tmp_path / "root", "--dry-run")
+    assert res.exit_code == 2 and "objective" in res.output
+    assert not (tmp_path / "root").exists()

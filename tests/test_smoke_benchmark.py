@@ -121,11 +121,19 @@ def test_demo_prints_the_side_by_side_table(smoke_root):
     """The demo on the smoke's synthetic scene (same scale: raw files and cube are reused)."""
     result = CliRunner().invoke(
         main,
-        ["demo", "--root", str(smoke_root), "--scale", "0.15", "--epochs", "2", "--no-map"],
-    )
+        [
+            "demo", "--root", str(smoke_root), "--scale", "0.15", "--epochs", "2", "--no-map",
+            "--pretrain-epochs", "1",
+        ],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "RANDOM" in out and "baseline" in out and "MaMOL" in out
+    assert "baseline" in out and "MaMOL" in out and "RANDOM" not in out
+    weights = smoke_root / "weights" / "demo-tiny-contrastive-houston2013-e1.safetensors"
+    assert f"encoder: pretrained by rsmiss pretrain (contrastive, houston2013) -> {weights}" in out
+    assert "linear probe OA (held-out" in out and "lidar alone" in out and weights.is_file()
+    report = (smoke_root / "reports" / "demo" / "report.md").read_text()
+    assert "pretrained by rsmiss pretrain (contrastive, houston2013)" in report
     for label in ("complete", "HS missing", "LiDAR missing", "all test samples"):
         line = next(line for line in out.splitlines() if line.strip().startswith(label))
         assert len(line.split()) >= 4, line  # label (n=..) + one OA per method

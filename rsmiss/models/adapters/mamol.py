@@ -63,6 +63,7 @@ class MaMOLConfig:
     router_hidden: int = 64
     pattern_dim: int = 32
     expert_site: str = "parallel"  # "parallel" | "ffn"
+    alpha: float | None = None  # LoRA alpha; None = rank (scaling 1, the paper's setting)
 
 
 class Routing(NamedTuple):
@@ -86,7 +87,8 @@ class MaMOLRouting(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_modalities = n_modalities
-        self.lora_cfg = LoRAConfig(rank=cfg.rank, alpha=float(cfg.rank))
+        alpha = float(cfg.rank) if cfg.alpha is None else float(cfg.alpha)
+        self.lora_cfg = LoRAConfig(rank=cfg.rank, alpha=alpha)
         self.scaling = self.lora_cfg.scaling
         self.has_dynamic = not cfg.no_dynamic
         self.n_static = 0 if cfg.no_static else 1 if cfg.no_modality_specific else 1 + n_modalities

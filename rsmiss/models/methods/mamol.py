@@ -34,6 +34,8 @@ def attach(model: Any, options: dict[str, Any]) -> None:
     for key in ("experts", "rank", "router_hidden", "pattern_dim"):
         if options[key] < 1:
             raise ConfigError(f"option {key}={options[key]} must be at least 1")
+    if options["alpha"] is not None and not options["alpha"] > 0:
+        raise ConfigError(f"option alpha={options['alpha']} must be positive")
     if not 1 <= options["top_k"] <= options["experts"]:
         raise ConfigError(f"option top_k={options['top_k']} must be between 1 and experts")
     cfg = MaMOLConfig(**{k: options[k] for k in MaMOLConfig.__dataclass_fields__ if k in options})
@@ -60,6 +62,9 @@ def _options(site: str) -> dict[str, Option]:
         ),
         "router_hidden": Option(int, 64, None, "hidden width of the router MLP f_t"),
         "pattern_dim": Option(int, 32, None, "size of the missing-pattern embedding"),
+        "alpha": Option(
+            float, None, None, "LoRA alpha of every expert (scaling alpha / rank; default rank)"
+        ),
         "expert_site": Option(
             str, site, EXPERT_SITES, "experts beside the FFN (parallel) or LoRA on its linears"
         ),
