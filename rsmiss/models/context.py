@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -30,3 +31,27 @@ class PassContext:
     n_patterns: int
     aux: list[torch.Tensor] = field(default_factory=list)
     scratch: dict = field(default_factory=dict)
+    # Routing statistics (rsmiss.models.routing): set only while a caller records, and
+    # `rows` = how many leading rows are real (the compiled path may duplicate a lone row).
+    recorder: Any = None
+    rows: int | None = None
+
+    def record_routing(
+        self,
+        adapter: Any,
+        gates: torch.Tensor,
+        chosen: torch.Tensor,
+        static: torch.Tensor | None = None,
+    ) -> None:
+        """Report one adapter's routing of this pass (see rsmiss.models.routing); a no-op
+        unless a recorder is attached, so adapters call it unconditionally."""
+        if self.recorder is None:
+            return
+        n = self.rows if self.rows is not None else gates.shape[0]
+        self.recorder.record(
+            adapter,
+            self.pattern[:n],
+            gates[:n],
+            chosen[:n],
+            None if static is None else static[:n],
+        )

@@ -14,8 +14,10 @@ model exactly intact at init).
 Fast path: every expert's A is one stacked matrix, every B another; the per-token expert
 coefficients (gate·top-k mask for dynamic, 0/1 from the availability mask for static)
 scale the low-rank channels in between, so Δ costs two matmuls of rank (N + 1 + M)·r, with
-no dispatch, no gather and no host sync. `rsmiss.models.reference` computes the same Δ the
-straightforward way (every expert densely, then masked).
+no dispatch, no gather and no host sync. The router's probabilities, its choice and the
+static coefficients of the same pass go to `ctx.record_routing` (rsmiss.models.routing).
+`rsmiss.models.reference` computes the same Δ the straightforward way (every expert
+densely, then masked).
 """
 
 from __future__ import annotations
@@ -117,12 +119,18 @@ class MaMOLAdapter(nn.Module):
             return torch.zeros_like(z)
         first = z @ torch.cat(reads).t().to(z.dtype)
         coefs = []
+        gates = chosen = static = None
         if self.dynamic is not None:
             hidden = self.cfg.router_hidden
-            coefs.append(self._select(self._gates_from(first[..., :hidden], ctx)))
+            gates = self._gates_from(first[..., :hidden], ctx)
+            chosen = self._select(gates)
+            coefs.append(chosen)
             first = first[..., hidden:]
         if self.static is not None:
-            coefs.append(self.static_coefficients(ctx)[:, None, :].expand(n, length, -1))
+            static = self.static_coefficients(ctx)
+            coefs.append(static[:, None, :].expand(n, length, -1))
+        if gates is not None:  # routing statistics, when a caller records them
+            ctx.record_routing(self, gates, chosen, static)
         # all experts share rank and scaling: coefficients per low-rank channel
         coef = torch.cat(coefs, dim=-1).repeat_interleave(self.cfg.rank, dim=-1)
         h = first * coef.to(first.dtype)
