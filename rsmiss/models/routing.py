@@ -148,7 +148,8 @@ class RoutingRecorder:
                 }
                 if "static" in acc:
                     on = acc["static"][i] / float(acc["passes"][i, 0])
-                    names = list(static_names or [f"static{j}" for j in range(len(on))])
+                    names = list(static_names or [])[: len(on)]
+                    names += [f"static{j}" for j in range(len(names), len(on))]
                     entry["static_on"] = dict(zip(names, _round(on), strict=True))
                 by_pattern[name] = entry
             blocks.append({"block": block, "by_pattern": by_pattern})
