@@ -287,7 +287,7 @@ def _record(cell: Cell, run: Any, scores: dict[str, Any], eval_sid: str | None) 
         "method_params": (m.get("parameters") or {}).get("method"),
         "epochs": cfg.epochs,
         "epochs_used": m.get("epochs_used", cfg.epochs),
-        **_routing_fields(scores.get("routing"), run.path, eval_sid),
+        **_routing_fields(scores.get("routing"), getattr(run, "path", None), eval_sid),
         "backbone": cfg.backbone,
         "backbone_sha256": cfg.backbone_weights_sha256 or "",
         "random_init": cfg.random_init,
@@ -296,11 +296,13 @@ def _record(cell: Cell, run: Any, scores: dict[str, Any], eval_sid: str | None) 
     }
 
 
-def _routing_fields(routing: dict | None, run_dir: Path, eval_sid: str | None) -> dict[str, Any]:
+def _routing_fields(
+    routing: dict | None, run_dir: Path | None, eval_sid: str | None
+) -> dict[str, Any]:
     """The report's routing columns: separation overall and per pattern, collapse flag and
     the heat-map, relative to the workspace root (of the run's own test set; re-scored
     cells have no PNG)."""
-    png = run_dir / "routing.png"
+    png = Path(run_dir or ".") / "routing.png"
     if not routing:
         return {"routing_separation": None, "routing_by_pattern": "", "routing_collapsed": ""}
     sep = routing.get("separation") or {}
@@ -308,8 +310,8 @@ def _routing_fields(routing: dict | None, run_dir: Path, eval_sid: str | None) -
         "routing_separation": sep.get("overall"),
         "routing_by_pattern": json.dumps(sep.get("by_pattern") or {}, sort_keys=True),
         "routing_collapsed": bool(routing.get("collapsed")),
-        "routing_png": f"runs/{run_dir.name}/routing.png"
-        if eval_sid is None and png.is_file()
+        "routing_png": f"runs/{png.parent.name}/routing.png"
+        if run_dir is not None and eval_sid is None and png.is_file()
         else "",
     }
 
