@@ -2,7 +2,7 @@
 notebooks and the demo on its outputs (so none of them can rot).
 
 One session-scoped run (synthetic Trento at scale 0.15, tiny random backbone, 7x7 patches,
-2 epochs) feeds every test here; together they take well under a minute on two cores.
+2 epochs, 2 seeds) feeds every test here; together they take well under a minute on two cores.
 """
 
 from __future__ import annotations
@@ -37,18 +37,23 @@ def _rows(root: Path) -> list[dict[str, str]]:
 
 def test_smoke_writes_every_cell_with_the_paper_beside_it(smoke_root):
     rows = _rows(smoke_root)
-    assert [r["cell_id"] for r in rows] == [
-        "trento/both-r0.70/mmp/s0",
-        "trento/both-r0.70/mamol/s0",
-        "trento/both-r0.70/baseline/s0",
-        "trento/both-r0.70/mamol/s0",
-        "trento/both-r0.70/mamol/s0",
-        "trento/both-r0.70/mamol/s0@hs-r0.70",
-    ]
+    cells = [
+        "mmp/s0", "mmp/s1", "mamol/s0", "mamol/s1", "baseline/s0", "baseline/s1",
+        "mamol/s0", "mamol/s1", "mamol/s0", "mamol/s1", "mamol/s0@hs-r0.70", "mamol/s1@hs-r0.70",
+    ]  # fmt: skip
+    assert [r["cell_id"] for r in rows] == [f"trento/both-r0.70/{c}" for c in cells]
     for r in rows:
         assert 0.0 <= float(r["oa"]) <= 100.0
         assert (smoke_root / "runs" / r["run_id"] / "metrics.json").is_file()
-    assert len({r["run_id"] for r in rows}) == 3  # MaMOL's run is shared by three cells
+    assert len({r["run_id"] for r in rows}) == 6  # MaMOL's run per seed is shared by 3 cells
+    for r in rows:  # capacity in every row; routing for MaMOL's own test sets
+        assert int(r["trainable_params"]) > int(r["method_params"]) >= 0
+        assert (int(r["method_params"]) == 0) == (r["method"] == "baseline")
+        if r["method"] == "mamol":
+            assert 0.0 <= float(r["routing_separation"]) <= 1.0
+            assert bool(r["routing_png"]) != bool(r["eval_setting"])
+        else:
+            assert not r["routing_separation"]
     by_table = {(r["table"], r["variant"]): r for r in rows if not r["eval_setting"]}
     assert float(by_table[("table1", "mamol")]["paper_oa"]) == 97.39
     assert float(by_table[("table5", "baseline")]["paper_oa"]) == 93.56
@@ -67,6 +72,13 @@ def test_smoke_writes_every_cell_with_the_paper_beside_it(smoke_root):
             assert f"{float(r['paper_oa']):.2f}" in md
     png = smoke_root / "reports" / "smoke" / "oa_vs_rate.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
+    # two seeds: mean ± std, MaMOL's paired difference, the routing section and heat-map
+    assert "## Capacity, seeds and significance" in md and "## Expert routing" in md
+    base = next(line for line in md.splitlines() if line.startswith("| trento/both-r0.70/baseline"))
+    assert "±" in base and "| 0,1 |" in base
+    assert "![routing of trento/both-r0.70/mamol](../../runs/" in md
+    heat = next(r["routing_png"] for r in rows if r["routing_png"])
+    assert (smoke_root / heat).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_rerun_skips_finished_cells_and_gives_the_same_report(smoke_root):
@@ -111,7 +123,7 @@ def test_explore_notebook_runs_on_the_smoke_cube(smoke_root):
 def test_report_notebook_runs_on_the_smoke_report(smoke_root):
     env = {"RSMISS_ROOT": str(smoke_root), "RSMISS_PIPELINE": "smoke"}
     text = "".join(_execute("02_benchmark_report.ipynb", env))
-    assert "6 runs" in text
+    assert "12 runs" in text
 
 
 def test_demo_prints_the_side_by_side_table(smoke_root):
@@ -123,8 +135,9 @@ def test_demo_prints_the_side_by_side_table(smoke_root):
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "RANDOM" in out and "baseline" in out and "MaMOL" in out
+    assert "mean ± std over seeds 0, 1" in out
     for label in ("complete", "HS missing", "LiDAR missing", "all test samples"):
         line = next(line for line in out.splitlines() if line.strip().startswith(label))
-        assert len(line.split()) >= 4, line  # label (n=..) + one OA per method
+        assert line.count("±") == 2, line  # label (n=..) + mean ± std per method
     assert str(smoke_root / "reports" / "demo" / "report.md") in out
     assert (smoke_root / "reports" / "demo" / "report.md").is_file()
