@@ -1,8 +1,9 @@
 """``rsmiss demo``: the whole toolkit in a few CPU minutes, on data and weights made on the spot.
 
 It synthesises a small Trento-like scene in the official raw formats, ingests it, builds
-the 70 % missing-both scenario, trains MaMOL and the frozen-backbone baseline on the tiny
-backbone, and prints their test OA per missing pattern side by side, plus where the report
+the 70 % missing-both scenarios of two seeds, trains MaMOL and the frozen-backbone
+baseline on the tiny backbone for each, and prints their test OA per missing pattern side
+by side as mean ± std over the seeds, plus where the report
 and MaMOL's classification map are. No pretrained CLIP weights exist offline, so the tiny
 backbone is randomly initialised — said in the output and the report: the demo shows the
 machinery, not the method's accuracy.

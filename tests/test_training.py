@@ -339,6 +339,7 @@ def test_epochs_auto_stops_on_validation_and_never_reads_test_labels(tmp_path_fa
         "--dataset", "trento", "--scenario", SCENARIO, "--method", "mamol",
         "--backbone", "tiny", "--random-init", "--epochs", "auto", "--set", "patience=2",
         "--set", f"max_test_samples={MAX_TEST}", "--set", "write_map=false",
+        "--set", "val_routing=true",
     ]  # fmt: skip
     runs = []
     original = run_module.prepare_data
@@ -358,7 +359,10 @@ def test_epochs_auto_stops_on_validation_and_never_reads_test_labels(tmp_path_fa
     a, b = runs
     assert a.run_id == b.run_id and a.config.epochs == 60
     assert a.metrics["epochs_used"] < 60  # stopped by patience ...
-    history = [float(line.split(",")[4]) for line in (a.path / "curve.csv").read_text().split()[1:]]
+    curve = (a.path / "curve.csv").read_text().split()
+    assert curve[0] == "epoch,step,lr,train_loss,val_oa,val_separation"
+    history = [float(line.split(",")[4]) for line in curve[1:]]
+    assert all(0 <= float(line.split(",")[5]) <= 1 for line in curve[1:])
     best = history.index(max(history))
     assert len(history) == best + 1 + 2  # ... exactly 2 epochs after the best val OA
     assert (a.path / "curve.csv").read_bytes() == (b.path / "curve.csv").read_bytes()
