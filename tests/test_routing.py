@@ -32,11 +32,11 @@ PIPES = Path(__file__).resolve().parents[1] / "pipelines"
 NAMES = ["lidar_missing", "hs_missing", "complete"]  # pattern index 0, 1, 2 for (hs, lidar)
 
 
-def ctx_for(pattern, available, modality, recorder=None) -> PassContext:
+def ctx_for(pattern, available, modality, recording=False) -> PassContext:
     ctx = PassContext(
         torch.tensor(pattern), torch.tensor(available), torch.tensor(modality), n_patterns=3
     )
-    ctx.recorder = recorder
+    ctx.recording = recording
     return ctx
 
 
@@ -50,8 +50,9 @@ def test_routing_matches_a_hand_count_with_a_fixed_router():
         [[1, 1, 1, -1, -1], [-1, -1, -1, -1, 1], [1, -1, 1, -1, 1]], dtype=torch.float
     )
     recorder = RoutingRecorder(3, {id(moe): 7})
-    ctx = ctx_for([2, 1, 2], [[1, 1], [0, 1], [1, 1]], [0, 1, 1], recorder)
+    ctx = ctx_for([2, 1, 2], [[1, 1], [0, 1], [1, 1]], [0, 1, 1], recording=True)
     moe(z, torch.nn.Identity(), ctx)
+    recorder.consume(ctx.routing)
     stats = recorder.summary(NAMES)
     (block,) = stats["blocks"]
     assert block["block"] == 7 and stats["unit"] == "tokens" and stats["experts"] == 2
@@ -268,8 +269,8 @@ def test_patience_needs_a_validation_split():
         parse_epochs("0")
 
 
-def test_routing_adapters_without_a_recorder_record_nothing():
+def test_adapters_record_nothing_unless_a_caller_records():
     adapter = MaMOLAdapter(8, 2, 3, MaMOLConfig())
     ctx = ctx_for([0, 2], [[1, 0], [1, 1]], [0, 0])
     out = adapter(torch.randn(2, 4, 8), torch.nn.Identity(), ctx)
-    assert out.shape == (2, 4, 8) and ctx.recorder is None
+    assert out.shape == (2, 4, 8) and ctx.routing == []

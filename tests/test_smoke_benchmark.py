@@ -58,7 +58,7 @@ def test_smoke_writes_every_cell_with_the_paper_beside_it(smoke_root):
     assert float(by_table[("table1", "mamol")]["paper_oa"]) == 97.39
     assert float(by_table[("table5", "baseline")]["paper_oa"]) == 93.56
     ev = rows[-1]
-    assert ev["eval_scenario_id"] == "hs-r0.70-s0" and not ev["paper_oa"]
+    assert ev["eval_scenario_id"] == "hs-r0.70-s1" and not ev["paper_oa"]
     assert set(json.loads(ev["pattern_oa"])) <= {"complete", "hs_missing"}
 
     md = (smoke_root / "reports" / "smoke" / "report.md").read_text()

@@ -66,8 +66,8 @@ from rsmiss.commands.options import root_option
     "--epochs",
     type=str,
     default=None,
-    help="Training epochs (default: 30), or 'auto': up to 60, stopped when validation OA "
-    "(15 % of the training pixels) has not improved for 5 epochs.",
+    help="Training epochs (default: 30, the paper's recipe), or 'auto': up to 60, stopped "
+    "when validation OA (15 % of the training pixels) has not improved for 5 epochs.",
 )
 @click.option(
     "--batch-size",

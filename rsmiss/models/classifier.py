@@ -81,7 +81,7 @@ class MultimodalClassifier(nn.Module):
         x = self.backbone.embed(torch.cat(tokens), self.patch_size)
         if self._blocks is None:
             ctx = PassContext(pattern[row], available[row], mod, self.n_patterns)
-            ctx.recorder = self.routing_recorder
+            ctx.recording = self.routing_recorder is not None
             x = self.backbone.forward_blocks(x, ctx, self.prompter)
         else:
             # A lone encoder row (one sample with one modality) runs twice: a dimension of
@@ -91,10 +91,12 @@ class MultimodalClassifier(nn.Module):
             rows, mods = (row.repeat(2), mod.repeat(2)) if lone else (row, mod)
             x = torch.cat([x, x]) if lone else x
             ctx = PassContext(pattern[rows], available[rows], mods, self.n_patterns)
-            ctx.recorder, ctx.rows = self.routing_recorder, (1 if lone else None)  # no size guard
+            ctx.recording, ctx.rows = self.routing_recorder is not None, (1 if lone else None)
             for t in (x, ctx.pattern, ctx.available, ctx.modality):
                 torch._dynamo.maybe_mark_dynamic(t, 0)  # rows vary; nothing else does
             x = self._blocks(x, ctx, self.prompter)[: len(row)]
+        if ctx.routing:
+            self.routing_recorder.consume(ctx.routing)
         feats = self.backbone.pool(x)
         flat = feats.new_zeros(b * m, feats.shape[-1]).index_copy(0, row * m + mod, feats)
         logits = self.head(flat.view(b, -1))

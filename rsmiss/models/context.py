@@ -31,9 +31,13 @@ class PassContext:
     n_patterns: int
     aux: list[torch.Tensor] = field(default_factory=list)
     scratch: dict = field(default_factory=dict)
-    # Routing statistics (rsmiss.models.routing): set only while a caller records, and
-    # `rows` = how many leading rows are real (the compiled path may duplicate a lone row).
-    recorder: Any = None
+    # Routing statistics (rsmiss.models.routing): `recording` is set while a caller records;
+    # adapters then append (adapter, pattern, gates, chosen, static) to `routing`, which the
+    # classifier hands to its recorder after the blocks (appending, like `aux`, keeps the
+    # compiled graph whole). `rows`: how many leading rows are real (the compiled path may
+    # duplicate a lone row).
+    recording: bool = False
+    routing: list[tuple] = field(default_factory=list)
     rows: int | None = None
 
     def record_routing(
@@ -44,14 +48,16 @@ class PassContext:
         static: torch.Tensor | None = None,
     ) -> None:
         """Report one adapter's routing of this pass (see rsmiss.models.routing); a no-op
-        unless a recorder is attached, so adapters call it unconditionally."""
-        if self.recorder is None:
+        unless a caller records, so adapters call it unconditionally."""
+        if not self.recording:
             return
         n = self.rows if self.rows is not None else gates.shape[0]
-        self.recorder.record(
-            adapter,
-            self.pattern[:n],
-            gates[:n],
-            chosen[:n],
-            None if static is None else static[:n],
+        self.routing.append(
+            (
+                adapter,
+                self.pattern[:n],
+                gates[:n].detach(),
+                chosen[:n].detach(),
+                None if static is None else static[:n].detach(),
+            )
         )

@@ -38,9 +38,11 @@ against every other pattern, over blocks. 0 = every pattern is routed alike, 1 =
 use disjoint experts. ``collapsed`` is true when in every block one expert takes at least
 95 % of every pattern's share (the router ignores both the token and the pattern).
 
-Accumulators stay on the model's device and are combined with one-hot matmuls (no
-atomics), so the sums are a deterministic function of the batches; the summary rounds to 6
-decimals like the other metrics.
+Under ``torch.compile`` the adapters only append their tensors to the pass context (no
+graph break, one graph for recording evaluation); the classifier hands them to the
+recorder after the blocks. Accumulators stay on the model's device as integers (see
+``FIXED``), so the statistics do not depend on batch order, thread count or number of
+ranks; the summary rounds to 6 decimals like the other metrics.
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 COLLAPSE_SHARE = 0.95
@@ -76,7 +77,6 @@ class RoutingRecorder:
         sites = {id(b.ffn_adapter): i for i, b in enumerate(blocks) if b.ffn_adapter is not None}
         return cls(model.n_patterns, sites)
 
-    @torch.compiler.disable  # bookkeeping: a graph break under torch.compile, never traced
     @torch.no_grad()
     def record(
         self,
@@ -90,23 +90,29 @@ class RoutingRecorder:
         static (N, S) or None."""
         block = self.sites.setdefault(id(adapter), len(self.sites))
         n, length, _ = gates.shape
-        onehot = F.one_hot(pattern.long(), self.n_patterns).double().t()  # (P, N)
         p = gates.double()
-        picked = (chosen != 0).double()
-        entropy = -(p * torch.log2(p.clamp_min(1e-30))).sum(-1)  # (N, L)
+        entropy = -(p * torch.log2(p.clamp_min(1e-30))).sum(-1, keepdim=True)  # (N, L, 1)
+        ones = torch.ones(n, 1, dtype=torch.int64, device=p.device)
         rows = {
-            "tokens": torch.full((n, 1), float(length), dtype=torch.float64, device=p.device),
-            "slots": picked.sum(1),
-            "gate": p.sum(1),
-            "entropy": entropy.sum(1, keepdim=True),
-            "passes": torch.ones(n, 1, dtype=torch.float64, device=p.device),
+            "tokens": ones * length,
+            "slots": (chosen != 0).long().sum(1),
+            "gate": _fixed(p).sum(1),
+            "entropy": _fixed(entropy).sum(1),
+            "passes": ones,
         }
         if static is not None:
-            rows["static"] = (static != 0).double()
+            rows["static"] = (static != 0).long()
         acc = self._acc.setdefault(block, {})
+        index = pattern.long().to(p.device)
         for key, value in rows.items():
-            add = onehot.to(value.device) @ value
-            acc[key] = acc[key] + add if key in acc else add
+            if key not in acc:
+                acc[key] = value.new_zeros(self.n_patterns, value.shape[1])
+            acc[key].index_add_(0, index, value)
+
+    def consume(self, records: list[tuple]) -> None:
+        """Record what the adapters of one forward left in ``PassContext.routing``."""
+        for adapter, pattern, gates, chosen, static in records:
+            self.record(adapter, pattern, gates, chosen, static)
 
     def all_reduce(self) -> None:
         """Sum the accumulators over the ranks of a process group (DDP evaluation)."""
@@ -132,7 +138,9 @@ class RoutingRecorder:
             return None
         blocks = []
         for block in sorted(self._acc):
-            acc = {k: v.cpu() for k, v in self._acc[block].items()}
+            acc = {k: v.cpu().double() for k, v in self._acc[block].items()}
+            acc["gate"] /= FIXED
+            acc["entropy"] /= FIXED
             by_pattern = {}
             for i, name in enumerate(pattern_names):
                 tokens = float(acc["tokens"][i, 0])
@@ -162,6 +170,17 @@ class RoutingRecorder:
             "separation": separation(shares),
             "collapsed": collapsed(shares),
         }
+
+
+FIXED = 2**24
+"""Per-token gates and entropies are summed as integers in units of 1 / FIXED: integer sums
+do not depend on the order of the additions (batches, threads, ranks, atomics), so the
+statistics are bit-identical wherever they are computed; 2^-24 is far below the 6 decimals
+kept."""
+
+
+def _fixed(x: torch.Tensor) -> torch.Tensor:
+    return torch.round(x * FIXED).long()
 
 
 def _round(t: torch.Tensor) -> list[float]:

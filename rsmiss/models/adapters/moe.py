@@ -122,7 +122,7 @@ class TaskMoE(nn.Module):
 
     def forward(self, z: torch.Tensor, mlp: nn.Module, ctx: PassContext) -> torch.Tensor:
         gate = self.gate(self.task_embed(ctx.pattern)).float().softmax(-1)  # (N, experts)
-        if ctx.recorder is not None:  # a dense gate: its arg-max expert counts as chosen
+        if ctx.recording:  # a dense gate: its arg-max expert counts as chosen
             dense = gate[:, None, :].expand(-1, z.shape[1], -1)
             top = F.one_hot(dense.argmax(-1), dense.shape[-1])
             ctx.record_routing(self, dense, top)
