@@ -9,14 +9,15 @@ second pass, nothing recorded while training unless a caller asks):
     stats = recorder.summary(pattern_names, static_names)
 
 Adapters report through the pass context, one call per forward, and never know where they
-sit (the recorder names them by block index when it is attached):
+sit (the recorder names them by block index; adapters it does not know are numbered in the
+order they first report):
 
     ctx.record_routing(self, gates, chosen, static=None)
 
 ``gates`` (rows, tokens, experts) are the router's probabilities (softmax, before top-k),
 ``chosen`` the same shape, non-zero where a token is sent to an expert, ``static`` (rows,
 static experts) the static coefficients of each row (MaMOL). An adapter without a router
-records nothing; the call is a no-op when no recorder is attached.
+records nothing; the call is a no-op unless a caller records.
 
 Unit: **tokens**. Every token of every encoder pass (one pass per present modality of a
 sample, class token included) counts once, under the missing pattern of its sample. Per
@@ -42,7 +43,8 @@ Under ``torch.compile`` the adapters only append their tensors to the pass conte
 graph break, one graph for recording evaluation); the classifier hands them to the
 recorder after the blocks. Accumulators stay on the model's device as integers (see
 ``FIXED``), so the statistics do not depend on batch order, thread count or number of
-ranks; the summary rounds to 6 decimals like the other metrics.
+ranks; the summary rounds counted quantities to 6 decimals like the other metrics, mean
+gates and entropies to 3 (``GATE_DECIMALS``).
 """
 
 from __future__ import annotations
@@ -60,6 +62,14 @@ COLLAPSE_SHARE = 0.95
 """An expert taking at least this share of every pattern in every block is a collapse."""
 
 DECIMALS = 6
+"""Decimals of counted quantities (shares of tokens, static experts on, separation)."""
+
+GATE_DECIMALS = 3
+"""Decimals of the mean gates and entropies. These average float32 router outputs, whose
+last bits can differ between two processes on a CPU (BLAS kernels depend on memory
+alignment) although every prediction and every share is identical; at 6 decimals such a
+difference shows in metrics.json now and then (measured: a kill -9 + resume run differed
+from the reference in the 6th decimal of two entropies), at 3 it practically never does."""
 
 
 class RoutingRecorder:
@@ -151,8 +161,8 @@ class RoutingRecorder:
                     "tokens": int(tokens),
                     "passes": int(acc["passes"][i, 0]),
                     "share": _round(slots / max(float(slots.sum()), 1e-30)),
-                    "mean_gate": _round(acc["gate"][i] / tokens),
-                    "entropy": round(float(acc["entropy"][i, 0]) / tokens, DECIMALS),
+                    "mean_gate": _round(acc["gate"][i] / tokens, GATE_DECIMALS),
+                    "entropy": round(float(acc["entropy"][i, 0]) / tokens, GATE_DECIMALS),
                 }
                 if "static" in acc:
                     on = acc["static"][i] / float(acc["passes"][i, 0])
@@ -183,8 +193,8 @@ def _fixed(x: torch.Tensor) -> torch.Tensor:
     return torch.round(x * FIXED).long()
 
 
-def _round(t: torch.Tensor) -> list[float]:
-    return [round(float(x), DECIMALS) for x in t]
+def _round(t: torch.Tensor, decimals: int = DECIMALS) -> list[float]:
+    return [round(float(x), decimals) for x in t]
 
 
 def js_divergence(p: Sequence[float], q: Sequence[float]) -> float:
