@@ -1,9 +1,10 @@
 """``rsmiss demo``: the whole toolkit in a few CPU minutes, on data and weights made on the spot.
 
 It synthesises a small Trento-like scene in the official raw formats, ingests it, builds
-the 70 % missing-both scenario, trains MaMOL and the frozen-backbone baseline on the tiny
-backbone, and prints their test OA per missing pattern side by side, plus where the report
-and MaMOL's classification map are.
+the 70 % missing-both scenarios of two seeds, trains MaMOL and the frozen-backbone
+baseline on the tiny backbone for each, and prints their test OA per missing pattern side
+by side as mean ± std over the seeds, plus where the report and MaMOL's classification map
+are.
 
 No pretrained CLIP weights exist offline, and a random frozen encoder hides what the
 methods do. So the demo first pretrains the tiny encoder with ``rsmiss pretrain`` on a
@@ -49,6 +50,7 @@ PRETRAIN_OBJECTIVE = "contrastive"
 PRETRAIN_EPOCHS = 3
 PRETRAIN_PIXELS = 12000
 METHODS = ("baseline", "mamol")
+DEMO_SEEDS = (0, 1)  # two seeds: each number is printed as mean ± std over them
 PATTERNS = (
     ("complete", "complete"),
     ("hs_missing", "HS missing"),
@@ -78,7 +80,7 @@ def demo_pipeline(
             "numbers."
         ),
         table="table5",
-        seeds=[0],
+        seeds=list(DEMO_SEEDS),
         pretrain=PretrainSpec(
             datasets=[PRETRAIN_DATASET],
             objective=PRETRAIN_OBJECTIVE,
@@ -120,36 +122,51 @@ class DemoResult:
     """What the demo printed, for tests: per-method metrics and the output paths."""
 
     table: str
-    scores: dict[str, dict[str, Any]]
+    scores: dict[str, list[dict[str, Any]]]  # method -> per-seed metrics
     report: Path
     map_png: Path | None
 
 
-def _fmt(x: Any) -> str:
-    return "—" if x is None else f"{float(x):6.2f}"
+def _fmt(xs: Any) -> str:
+    """One number, or mean ± sample std of a list of per-seed numbers."""
+    import statistics
+
+    vals = [float(x) for x in (xs if isinstance(xs, list) else [xs]) if x is not None]
+    if not vals:
+        return "—"
+    if len(vals) == 1:
+        return f"{vals[0]:.2f}"
+    return f"{statistics.fmean(vals):.2f} ± {statistics.stdev(vals):.2f}"
 
 
-def side_by_side(scores: dict[str, dict[str, Any]]) -> str:
-    """Test OA per missing pattern, one column per method (n = test samples of the pattern)."""
+def side_by_side(scores: dict[str, dict[str, Any] | list[dict[str, Any]]]) -> str:
+    """Test OA per missing pattern, one column per method (n = test samples of the pattern,
+    per seed); a method given a list of per-seed metrics shows mean ± std over the seeds."""
     names = {"baseline": "baseline", "mamol": "MaMOL"}
+    runs = {m: s if isinstance(s, list) else [s] for m, s in scores.items()}
+    width = 16 if any(len(v) > 1 for v in runs.values()) else 10
     head = f"  {'test OA (%) per missing pattern':<34}" + "".join(
-        f"{names.get(m, m):>10}" for m in scores
+        f"{names.get(m, m):>{width}}" for m in runs
     )
     lines = [head, "  " + "-" * (len(head) - 2)]
-    first = next(iter(scores.values()))
+    first = next(iter(runs.values()))[0]
+
+    def cell(metrics: list[dict[str, Any]], key: str | None, stat: str = "oa") -> str:
+        got = [
+            (m.get("by_pattern", {}).get(key) if key else m.get("overall")) or {} for m in metrics
+        ]
+        return f"{_fmt([g.get(stat) for g in got]):>{width}}"
+
     for key, label in PATTERNS:
         n = (first.get("by_pattern", {}).get(key) or {}).get("n")
         if n is None:
             continue
-        row = f"  {label + f' (n={n})':<34}"
-        for s in scores.values():
-            row += f"{_fmt((s.get('by_pattern', {}).get(key) or {}).get('oa')):>10}"
-        lines.append(row)
+        lines.append(f"  {label + f' (n={n})':<34}" + "".join(cell(s, key) for s in runs.values()))
     n_all = first.get("overall", {}).get("n")
     row = f"  {f'all test samples (n={n_all})':<34}"
-    lines.append(row + "".join(f"{_fmt(s['overall'].get('oa')):>10}" for s in scores.values()))
+    lines.append(row + "".join(cell(s, None) for s in runs.values()))
     row = f"  {'Kappa x 100, all test samples':<34}"
-    lines.append(row + "".join(f"{_fmt(s['overall'].get('kappa')):>10}" for s in scores.values()))
+    lines.append(row + "".join(cell(s, None, "kappa") for s in runs.values()))
     return "\n".join(lines)
 
 
@@ -181,14 +198,15 @@ def run_demo(
     echo(f"workspace: {ws.root}")
     quiet = log or (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
     outcome = run_pipeline(pipe, ws.root, log=quiet)
-    scores: dict[str, dict[str, Any]] = {}
+    scores: dict[str, list[dict[str, Any]]] = {}
     runs: dict[str, Any] = {}
     for rec in outcome.records:
         run = load_run(rec["run_id"], ws.root)
-        runs[rec["method"]] = run
-        scores[rec["method"]] = run.metrics or {}
+        runs.setdefault(rec["method"], run)  # the first seed's run draws the map
+        scores.setdefault(rec["method"], []).append(run.metrics or {})
     table = side_by_side({m: scores[m] for m in METHODS if m in scores})
     echo("")
+    echo(f"  mean ± std over seeds {', '.join(map(str, DEMO_SEEDS))}")
     echo(table)
     echo("")
     map_png = None

@@ -25,12 +25,31 @@ PIPES = REPO / "pipelines"
 SHARED_PAPER = REPO.parent / "shared" / "data" / "paper"
 
 
-def _cells(name: str):
-    return expand(load_pipeline(PIPES / f"{name}.yaml"))
+def _cells(name: str, seeds: list[int] | None = None):
+    """The pipeline's cells for one seed (the paper grids declare three; counts per seed)."""
+    pipe = load_pipeline(PIPES / f"{name}.yaml")
+    return expand(pipe.model_copy(update={"seeds": seeds or [0]}))
+
+
+def test_paper_pipelines_run_three_seeds_and_seeds_override():
+    for name in ("paper-table1", "paper-table3", "paper-table4", "paper-table5", "paper-fig4"):
+        assert load_pipeline(PIPES / f"{name}.yaml").seeds == [0, 1, 2], name
+    assert len(expand(load_pipeline(PIPES / "paper-table5.yaml"))) == 3 * len(
+        _cells("paper-table5")
+    )
+    result = CliRunner().invoke(
+        main, ["benchmark", str(PIPES / "paper-table4.yaml"), "--dry-run", "--seeds", "3,5"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "24 cells" in result.output and "/s5" in result.output and "/s0" not in result.output
+    bad = CliRunner().invoke(main, ["benchmark", str(PIPES / "smoke.yaml"), "--seeds", "1,1"])
+    assert bad.exit_code == 2 and "--seeds" in bad.output
 
 
 def test_dry_run_lists_all_189_cells_of_table1():
-    result = CliRunner().invoke(main, ["benchmark", str(PIPES / "paper-table1.yaml"), "--dry-run"])
+    result = CliRunner().invoke(
+        main, ["benchmark", str(PIPES / "paper-table1.yaml"), "--dry-run", "--seeds", "0"]
+    )
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stdout.splitlines() if line.startswith("  ") and "/s0" in line]
     assert len(rows) == 189  # the paper's 162 and mamol_ffn's 27
@@ -73,12 +92,15 @@ def test_table4_and_table5_map_every_cell():
     assert got4[("moe_task", "head_6x2")] == 96.44
     assert t4[0].paper_query()["placement"] == "head_6x2"
     t5 = _cells("paper-table5")
-    assert len(t5) == 18
-    assert [paper.lookup(c.paper_query()) for c in t5 if c.method == "mamol_ffn"] == [None] * 3
-    t5 = [c for c in t5 if c.method != "mamol_ffn"]
-    got5 = {(c.variant, c.rate): paper.lookup(c.paper_query()).oa for c in t5}
-    assert got5[("no_dynamic", 0.5)] == 96.72
-    assert got5[("mamol", 0.9)] == 95.94
+    assert len(t5) == 21  # 5 paper rows + static_pass + mamol_ffn, at 3 rates
+    hits5 = {(c.variant, c.rate): paper.lookup(c.paper_query()) for c in t5}
+    # every paper row is mapped; static_mode=pass and mamol_ffn are ours alone (no number)
+    assert sorted(k for k, h in hits5.items() if h is None) == sorted(
+        [(v, r) for v in ("static_pass", "mamol_ffn") for r in (0.5, 0.7, 0.9)]
+    )
+    assert hits5[("no_dynamic", 0.5)].oa == 96.72
+    assert hits5[("mamol", 0.9)].oa == 95.94
+    assert {c.options.get("static_mode") for c in t5 if c.variant == "static_pass"} == {"pass"}
     assert {c.options.get("no_static") for c in t5 if c.variant == "no_static"} == {True}
 
 

@@ -2,7 +2,7 @@
 notebooks and the demo on its outputs (so none of them can rot).
 
 One session-scoped run (synthetic Trento at scale 0.15, tiny random backbone, 7x7 patches,
-2 epochs) feeds every test here; together they take well under a minute on two cores.
+2 epochs, 2 seeds) feeds every test here; together they take well under a minute on two cores.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import statistics
 from pathlib import Path
 
 import pytest
@@ -37,39 +38,57 @@ def _rows(root: Path) -> list[dict[str, str]]:
 
 def test_smoke_writes_every_cell_with_the_paper_beside_it(smoke_root):
     rows = _rows(smoke_root)
-    assert [r["cell_id"] for r in rows] == [
-        "trento/both-r0.70/mmp/s0",
-        "trento/both-r0.70/mamol/s0",
-        "trento/both-r0.70/mamol_ffn/s0",
-        "trento/both-r0.70/baseline/s0",
-        "trento/both-r0.70/mamol/s0",
-        "trento/both-r0.70/mamol/s0",
-        "trento/both-r0.70/mamol/s0@hs-r0.70",
-    ]
+    cells = [
+        "mmp/s0", "mmp/s1", "mamol/s0", "mamol/s1", "mamol_ffn/s0", "mamol_ffn/s1",
+        "baseline/s0", "baseline/s1",
+        "mamol/s0", "mamol/s1", "mamol/s0", "mamol/s1", "mamol/s0@hs-r0.70", "mamol/s1@hs-r0.70",
+    ]  # fmt: skip
+    assert [r["cell_id"] for r in rows] == [f"trento/both-r0.70/{c}" for c in cells]
     for r in rows:
         assert 0.0 <= float(r["oa"]) <= 100.0
         assert (smoke_root / "runs" / r["run_id"] / "metrics.json").is_file()
-    assert len({r["run_id"] for r in rows}) == 4  # MaMOL's run is shared by three cells
+    assert len({r["run_id"] for r in rows}) == 8  # MaMOL's run per seed is shared by 3 cells
+    for r in rows:  # capacity in every row; routing for MaMOL's own test sets
+        assert int(r["trainable_params"]) > int(r["method_params"]) >= 0
+        assert (int(r["method_params"]) == 0) == (r["method"] == "baseline")
+        if r["method"] in ("mamol", "mamol_ffn"):  # both expert sites record routing
+            assert 0.0 <= float(r["routing_separation"]) <= 1.0
+            assert bool(r["routing_png"]) != bool(r["eval_setting"])
+        else:
+            assert not r["routing_separation"]
     by_table = {(r["table"], r["variant"]): r for r in rows if not r["eval_setting"]}
     assert float(by_table[("table1", "mamol")]["paper_oa"]) == 97.39
     assert float(by_table[("table5", "baseline")]["paper_oa"]) == 93.56
     assert not by_table[("table1", "mamol_ffn")]["paper_oa"]  # ours: no paper number
     ev = rows[-1]
-    assert ev["eval_scenario_id"] == "hs-r0.70-s0" and not ev["paper_oa"]
+    assert ev["eval_scenario_id"] == "hs-r0.70-s1" and not ev["paper_oa"]
     assert set(json.loads(ev["pattern_oa"])) <= {"complete", "hs_missing"}
 
     md = (smoke_root / "reports" / "smoke" / "report.md").read_text()
     assert "RANDOM INIT" in md and "trento: **synthetic**" in md and "ViLT" in md
     assert "`mamol_ffn` is rsmiss's extension" in md
+    groups: dict[str, list[dict[str, str]]] = {}
     for r in rows:
-        if r["paper_oa"]:
-            ours = f"{float(r['oa']):.2f}/{float(r['kappa']):.2f}"
-            if r["table"] == "table5":
-                ours = f"{float(r['oa']):.2f}"
+        groups.setdefault(r["group_id"], []).append(r)
+    for group in groups.values():  # mean ± sample std over the two seeds
+        if group[0]["paper_oa"]:
+            oa = [float(r["oa"]) for r in group]
+            kappa = [float(r["kappa"]) for r in group]
+            ours = f"{statistics.fmean(oa):.2f}±{statistics.stdev(oa):.2f}"
+            if group[0]["table"] != "table5":
+                ours += f"/{statistics.fmean(kappa):.2f}±{statistics.stdev(kappa):.2f}"
             assert ours in md, ours
-            assert f"{float(r['paper_oa']):.2f}" in md
+            assert f"{float(group[0]['paper_oa']):.2f}" in md
     png = smoke_root / "reports" / "smoke" / "oa_vs_rate.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
+    # two seeds: mean ± std, MaMOL's paired difference, the routing section and heat-map
+    assert "## Capacity, seeds and significance" in md and "## Expert routing" in md
+    capacity = md.split("## Capacity, seeds and significance")[1].split("## ")[0]
+    base = next(ln for ln in capacity.splitlines() if ln.startswith("| trento/both-r0.70/baseline"))
+    assert "±" in base and "| 0,1 |" in base and base.count("±") == 2  # OA and Δ mamol
+    assert "![routing of trento/both-r0.70/mamol](../../runs/" in md
+    heat = next(r["routing_png"] for r in rows if r["routing_png"])
+    assert (smoke_root / heat).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_rerun_skips_finished_cells_and_gives_the_same_report(smoke_root):
@@ -114,7 +133,7 @@ def test_explore_notebook_runs_on_the_smoke_cube(smoke_root):
 def test_report_notebook_runs_on_the_smoke_report(smoke_root):
     env = {"RSMISS_ROOT": str(smoke_root), "RSMISS_PIPELINE": "smoke"}
     text = "".join(_execute("02_benchmark_report.ipynb", env))
-    assert "7 runs" in text
+    assert "14 runs" in text
 
 
 def test_demo_prints_the_side_by_side_table(smoke_root):
@@ -134,8 +153,9 @@ def test_demo_prints_the_side_by_side_table(smoke_root):
     assert "linear probe OA (held-out" in out and "lidar alone" in out and weights.is_file()
     report = (smoke_root / "reports" / "demo" / "report.md").read_text()
     assert "pretrained by rsmiss pretrain (contrastive, houston2013)" in report
+    assert "mean ± std over seeds 0, 1" in out
     for label in ("complete", "HS missing", "LiDAR missing", "all test samples"):
         line = next(line for line in out.splitlines() if line.strip().startswith(label))
-        assert len(line.split()) >= 4, line  # label (n=..) + one OA per method
+        assert line.count("±") == 2, line  # label (n=..) + mean ± std per method
     assert str(smoke_root / "reports" / "demo" / "report.md") in out
     assert (smoke_root / "reports" / "demo" / "report.md").is_file()

@@ -166,7 +166,15 @@ def test_mamol_run_directory_and_metrics(tmp_path_factory):
         "confusion.png",
         "metrics.json",
         "perf.json",
+        "routing.png",
     } <= names
+    assert m["epochs_used"] == EPOCHS
+    routing = m["routing"]  # recorded on the test predictions' own pass
+    assert routing["unit"] == "tokens" and routing["collapsed"] in (True, False)
+    assert set(routing["patterns"]) == set(m["by_pattern"])
+    for block in routing["blocks"]:
+        for name, entry in block["by_pattern"].items():
+            assert entry["passes"] == m["by_pattern"][name]["n"] * (2 if name == "complete" else 1)
     env = run.environment
     assert env["backbone"]["random_init"] is True and "torch" in env["versions"]
     assert env["data"]["synthetic"] is True and "git_revision" in env
@@ -316,3 +324,59 @@ def test_run_modality_order_survives_json_and_old_runs(tmp_path):
     (run_dir / "metrics.json").write_text(json.dumps({"modalities": order}))
     assert old.modalities == {"hs": 30, "sar": 4, "lidar": 1}  # from the metrics
     assert list(old.modalities) == order
+
+
+def test_patience_stops_on_validation_and_never_reads_test_labels(tmp_path_factory, monkeypatch):
+    """Two runs that differ only in their test labels: same curve, stopping epoch and
+    weights; only the test metrics differ. (``--epochs auto`` is this with 60 epochs and a
+    patience of 5: tests/test_routing.py checks that translation.)"""
+    from click.testing import CliRunner
+
+    import rsmiss.training.run as run_module
+    from rsmiss.cli import main
+    from rsmiss.training import load_run
+
+    args = [
+        "--dataset", "trento", "--scenario", SCENARIO, "--method", "mamol",
+        "--backbone", "tiny", "--random-init", "--epochs", "10", "--set", "patience=1",
+        "--set", "val_fraction=0.15",
+        "--set", f"max_test_samples={MAX_TEST}", "--set", "write_map=false",
+        "--set", "val_routing=true",
+    ]  # fmt: skip
+    runs = []
+    original = run_module.prepare_data
+    for name, shift in (("auto-a", 0), ("auto-b", 1)):
+
+        def shifted(plan, shift=shift):
+            data = original(plan)
+            data.test.label = (data.test.label + shift) % data.n_classes  # other test labels
+            return data
+
+        monkeypatch.setattr(run_module, "prepare_data", shifted)
+        root = fresh_workspace(tmp_path_factory, name)
+        res = CliRunner().invoke(main, ["train", "--root", str(root), *args])
+        assert res.exit_code == 0, res.output
+        (run_dir,) = (root / "runs").iterdir()
+        runs.append(load_run(run_dir))
+    a, b = runs
+    assert a.run_id == b.run_id and a.config.epochs == 10
+    assert a.metrics["epochs_used"] < 10  # stopped by patience ...
+    curve = (a.path / "curve.csv").read_text().split()
+    assert curve[0] == "epoch,step,lr,train_loss,val_oa,val_separation"
+    history = [float(line.split(",")[4]) for line in curve[1:]]
+    assert all(0 <= float(line.split(",")[5]) <= 1 for line in curve[1:])
+    best = history.index(max(history))
+    assert len(history) == best + 1 + 1  # ... one epoch after the best val OA
+    assert (a.path / "curve.csv").read_bytes() == (b.path / "curve.csv").read_bytes()
+    assert a.metrics["epochs_used"] == b.metrics["epochs_used"] == len(history)
+    wa = load_checkpoint(
+        a.path / "checkpoint.pt", run_id=a.run_id, backbone_hash=None, check_backbone=False
+    )["model"]
+    wb = load_checkpoint(
+        b.path / "checkpoint.pt", run_id=b.run_id, backbone_hash=None, check_backbone=False
+    )["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a.metrics["routing"] == b.metrics["routing"]  # routing reads no label either
+    assert a.metrics["overall"]["oa"] != b.metrics["overall"]["oa"]
+    assert [h["epoch"] for h in a.perf["curve"]] == list(range(1, len(history) + 1))
+    assert all(h["wall_s"] > 0 for h in a.perf["curve"])

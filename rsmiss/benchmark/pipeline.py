@@ -87,13 +87,22 @@ class Recipe(StrictModel):
     backbone: str = "vit-b-16"
     random_init: bool = False
     backbone_weights: str | None = None
-    epochs: int | None = Field(None, gt=0)
+    epochs: int | Literal["auto"] | None = Field(
+        None, description="epochs, or auto (stopped on validation OA; see training.config)"
+    )
     batch_size: int | None = Field(None, gt=0)
     lr: float | None = Field(None, gt=0)
     patch_size: int | None = Field(None, gt=0)
     precision: str | None = None
     devices: int | None = Field(None, gt=0, description="GPUs per run (DDP); default 1")
     train_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"epochs must be at least 1 or 'auto', got {v}")
+        return v
 
 
 class MethodEntry(StrictModel):
@@ -218,6 +227,18 @@ class Pipeline(StrictModel):
 
     def entry(self, dataset: str) -> DatasetEntry:
         return self.datasets.get(dataset) or DatasetEntry()
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds 0,1,2`` (or ``0 1 2``) -> [0, 1, 2]: distinct integers >= 0."""
+    parts = [p for p in str(text).replace(",", " ").split() if p]
+    try:
+        seeds = [int(p) for p in parts]
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds must be distinct integers >= 0 such as 0,1,2; got {text!r}")
+    return seeds
 
 
 def resolve_pipeline_path(name_or_path: str | Path) -> Path:

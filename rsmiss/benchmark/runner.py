@@ -113,8 +113,11 @@ def scenario_of(cell: Cell, evaluation: bool = False) -> str:
 
 
 def _epochs(pipe: Pipeline) -> int:
-    from rsmiss.training.config import DEFAULT_EPOCHS
+    """Epochs a cell trains at most (``auto``: the early-stopping maximum)."""
+    from rsmiss.training.config import AUTO_MAX_EPOCHS, DEFAULT_EPOCHS
 
+    if pipe.recipe.epochs == "auto":
+        return AUTO_MAX_EPOCHS
     return pipe.recipe.epochs or DEFAULT_EPOCHS
 
 
@@ -301,12 +304,35 @@ def _record(cell: Cell, run: Any, scores: dict[str, Any], eval_sid: str | None) 
         if hit and hit.kappa is not None and kappa is not None
         else None,
         "trainable_params": (m.get("parameters") or {}).get("trainable"),
+        "method_params": (m.get("parameters") or {}).get("method"),
         "epochs": cfg.epochs,
+        "epochs_used": m.get("epochs_used", cfg.epochs),
+        **_routing_fields(scores.get("routing"), getattr(run, "path", None), eval_sid),
         "backbone": cfg.backbone,
         "backbone_sha256": cfg.backbone_weights_sha256 or "",
         "random_init": cfg.random_init,
         "synthetic": m.get("synthetic_data"),
         "device": perf.get("device", ""),
+    }
+
+
+def _routing_fields(
+    routing: dict | None, run_dir: Path | None, eval_sid: str | None
+) -> dict[str, Any]:
+    """The report's routing columns: separation overall and per pattern, collapse flag and
+    the heat-map, relative to the workspace root (of the run's own test set; re-scored
+    cells have no PNG)."""
+    png = Path(run_dir or ".") / "routing.png"
+    if not routing:
+        return {"routing_separation": None, "routing_by_pattern": "", "routing_collapsed": ""}
+    sep = routing.get("separation") or {}
+    return {
+        "routing_separation": sep.get("overall"),
+        "routing_by_pattern": json.dumps(sep.get("by_pattern") or {}, sort_keys=True),
+        "routing_collapsed": bool(routing.get("collapsed")),
+        "routing_png": f"runs/{png.parent.name}/routing.png"
+        if run_dir is not None and eval_sid is None and png.is_file()
+        else "",
     }
 
 
@@ -385,6 +411,7 @@ def report_header(
         weights_origin=describe_weights(weights) if shas else None,
         datasets=datasets,
         epochs=sorted({int(r["epochs"]) for r in records}) or [_epochs(pipe)],
+        epochs_used=sorted({int(r.get("epochs_used") or r["epochs"]) for r in records}),
         seeds=list(pipe.seeds),
         batch_size=pipe.recipe.batch_size or 128,
         hardware=sorted({r["device"] for r in records if r.get("device")}),
@@ -438,11 +465,16 @@ def run_benchmark(
     dry_run: bool = False,
     log: Log = _stderr,
     progress: bool = False,
+    seeds: Sequence[int] | None = None,
 ) -> list[Outcome]:
-    """Load every pipeline and check every input first; then run them one after the other."""
+    """Load every pipeline and check every input first; then run them one after the other.
+
+    ``seeds`` replaces every pipeline's own ``seeds`` list (``rsmiss benchmark --seeds``)."""
     if not pipelines:
         raise ConfigError("give at least one pipeline YAML (e.g. pipelines/paper-table1.yaml)")
     loaded = [load_pipeline(p) for p in pipelines]
+    if seeds is not None:
+        loaded = [p.model_copy(update={"seeds": list(seeds)}) for p in loaded]
     names = [p.name for p in loaded]
     if len(set(names)) != len(names):
         raise ConfigError(f"two pipelines share a name ({names}); each needs its own report folder")

@@ -20,13 +20,20 @@ from rsmiss.commands.options import root_option
 @click.option(
     "--dry-run", is_flag=True, help="List every cell and the GPU-time estimate; run nothing."
 )
+@click.option(
+    "--seeds",
+    default=None,
+    metavar="0,1,2",
+    help="Seeds to run, replacing each pipeline's own list (reports: mean ± std over them).",
+)
 @click.option("--progress/--no-progress", default=False, help="Per-epoch progress bars.")
-def benchmark_cmd(pipelines, root, backbone_weights, dry_run, progress) -> None:
+def benchmark_cmd(pipelines, root, backbone_weights, dry_run, seeds, progress) -> None:
     """Run PIPELINES (YAML grids under pipelines/): ingest -> scenarios -> train -> report.
 
     Finished cells are skipped, so a killed benchmark continues where it stopped. Reports go
     to ROOT/reports/<pipeline>/ (runs.csv, report.md, oa_vs_rate.png).
     """
+    from rsmiss.benchmark.pipeline import parse_seeds
     from rsmiss.benchmark.runner import run_benchmark
 
     log = click.echo if dry_run else (lambda msg: click.echo(msg, err=True))
@@ -37,6 +44,7 @@ def benchmark_cmd(pipelines, root, backbone_weights, dry_run, progress) -> None:
         dry_run=dry_run,
         log=log,
         progress=progress,
+        seeds=None if seeds is None else parse_seeds(seeds),
     )
     if dry_run:
         return

@@ -66,9 +66,10 @@ from rsmiss.commands.options import root_option
 )
 @click.option(
     "--epochs",
-    type=int,
+    type=str,
     default=None,
-    help="Training epochs (default: 30, the paper's recipe).",
+    help="Training epochs (default: 30, the paper's recipe), or 'auto': up to 60, stopped "
+    "when validation OA (15 % of the training pixels) has not improved for 5 epochs.",
 )
 @click.option(
     "--batch-size",
@@ -130,8 +131,9 @@ def train_cmd(
 
     if batch_size < 1:
         raise click.BadParameter(f"must be at least 1, got {batch_size}", param_hint="--batch-size")
-    if epochs is not None and epochs < 1:
-        raise click.BadParameter(f"must be at least 1, got {epochs}", param_hint="--epochs")
+    from rsmiss.training.config import parse_epochs
+
+    epochs = parse_epochs(epochs)
     if devices < 1:
         raise ConfigError(f"--devices must be at least 1, got {devices}")
     plans = plan_runs(

@@ -61,6 +61,8 @@ class MultimodalClassifier(nn.Module):
         self.prompter: nn.Module | None = None  # set by prompt methods (mmp, dcp)
         self.config: dict[str, Any] = {}
         self._blocks: Any = None  # the block stack under torch.compile (compile_blocks)
+        # set by rsmiss.models.routing.record_routing while routing is being recorded
+        self.routing_recorder: Any = None
 
     # -- the contract -------------------------------------------------------------------
     def forward(self, inputs: dict[str, torch.Tensor], available: torch.Tensor) -> ModelOutput:
@@ -79,6 +81,7 @@ class MultimodalClassifier(nn.Module):
         x = self.backbone.embed(torch.cat(tokens), self.patch_size)
         if self._blocks is None:
             ctx = PassContext(pattern[row], available[row], mod, self.n_patterns)
+            ctx.recording = self.routing_recorder is not None
             x = self.backbone.forward_blocks(x, ctx, self.prompter)
         else:
             # A lone encoder row (one sample with one modality) runs twice: a dimension of
@@ -88,9 +91,12 @@ class MultimodalClassifier(nn.Module):
             rows, mods = (row.repeat(2), mod.repeat(2)) if lone else (row, mod)
             x = torch.cat([x, x]) if lone else x
             ctx = PassContext(pattern[rows], available[rows], mods, self.n_patterns)
+            ctx.recording, ctx.rows = self.routing_recorder is not None, (1 if lone else None)
             for t in (x, ctx.pattern, ctx.available, ctx.modality):
                 torch._dynamo.maybe_mark_dynamic(t, 0)  # rows vary; nothing else does
             x = self._blocks(x, ctx, self.prompter)[: len(row)]
+        if ctx.routing:
+            self.routing_recorder.consume(ctx.routing)
         feats = self.backbone.pool(x)
         flat = feats.new_zeros(b * m, feats.shape[-1]).index_copy(0, row * m + mod, feats)
         logits = self.head(flat.view(b, -1))
@@ -185,11 +191,22 @@ class MultimodalClassifier(nn.Module):
                 block.ffn_adapter.train(mode)
         return self
 
+    SHARED_PARTS = ("tokenizers.", "head.")
+    """Trainable parts every method has (token projections, head): not method-specific."""
+
     def parameter_counts(self) -> dict[str, int]:
-        params = list(self.parameters())
+        """Parameter counts: ``trainable`` (all), ``method`` (trainable minus the shared
+        tokenizers and head, i.e. what the method adds: adapters, routers, prompts) and
+        ``total`` (with the frozen backbone)."""
+        named = list(self.named_parameters())
         return {
-            "trainable": sum(p.numel() for p in params if p.requires_grad),
-            "total": sum(p.numel() for p in params),
+            "trainable": sum(p.numel() for _, p in named if p.requires_grad),
+            "method": sum(
+                p.numel()
+                for n, p in named
+                if p.requires_grad and not n.startswith(self.SHARED_PARTS)
+            ),
+            "total": sum(p.numel() for _, p in named),
         }
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:

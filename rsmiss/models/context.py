@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -30,3 +31,33 @@ class PassContext:
     n_patterns: int
     aux: list[torch.Tensor] = field(default_factory=list)
     scratch: dict = field(default_factory=dict)
+    # Routing statistics (rsmiss.models.routing): `recording` is set while a caller records;
+    # adapters then append (adapter, pattern, gates, chosen, static) to `routing`, which the
+    # classifier hands to its recorder after the blocks (appending, like `aux`, keeps the
+    # compiled graph whole). `rows`: how many leading rows are real (the compiled path may
+    # duplicate a lone row).
+    recording: bool = False
+    routing: list[tuple] = field(default_factory=list)
+    rows: int | None = None
+
+    def record_routing(
+        self,
+        adapter: Any,
+        gates: torch.Tensor,
+        chosen: torch.Tensor,
+        static: torch.Tensor | None = None,
+    ) -> None:
+        """Report one adapter's routing of this pass (see rsmiss.models.routing); a no-op
+        unless a caller records, so adapters call it unconditionally."""
+        if not self.recording:
+            return
+        n = self.rows if self.rows is not None else gates.shape[0]
+        self.routing.append(
+            (
+                adapter,
+                self.pattern[:n],
+                gates[:n].detach(),
+                chosen[:n].detach(),
+                None if static is None else static[:n].detach(),
+            )
+        )

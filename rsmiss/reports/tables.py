@@ -27,8 +27,9 @@ RUN_COLUMNS = (
     "eval_setting", "rate", "availability", "method", "variant", "paper_name", "placement",
     "options", "seed", "run_id", "scenario_id", "eval_scenario_id", "status",
     "oa", "aa", "kappa", "pattern_oa", "paper_table", "paper_row", "paper_oa", "paper_kappa",
-    "diff_oa", "diff_kappa", "trainable_params", "epochs", "backbone", "backbone_sha256",
-    "random_init", "synthetic", "device",
+    "diff_oa", "diff_kappa", "trainable_params", "method_params", "epochs", "epochs_used",
+    "routing_separation", "routing_by_pattern", "routing_collapsed", "routing_png",
+    "backbone", "backbone_sha256", "random_init", "synthetic", "device",
 )  # fmt: skip
 """Columns of ``runs.csv``: one row per (cell, seed); metrics x 100 like the paper."""
 
@@ -51,6 +52,7 @@ class ReportHeader:
     weights_origin: str | None = None  # e.g. "pretrained by rsmiss pretrain (mae, houston2013)"
     datasets: dict[str, str] = field(default_factory=dict)  # name -> "real" / "synthetic" / ...
     epochs: list[int] = field(default_factory=list)
+    epochs_used: list[int] = field(default_factory=list)  # differs when stopped early
     seeds: list[int] = field(default_factory=list)
     batch_size: int | None = None
     hardware: list[str] = field(default_factory=list)
@@ -332,6 +334,15 @@ def _pattern_section(groups: list[Group]) -> list[str]:
     return lines + [""]
 
 
+def _epochs_text(h: ReportHeader) -> str:
+    text = ", ".join(str(e) for e in h.epochs) or "—"
+    if h.epochs_used and h.epochs_used != h.epochs:
+        lo, hi = min(h.epochs_used), max(h.epochs_used)
+        used = str(lo) if lo == hi else f"{lo}–{hi}"
+        text += f" at most; used {used} (stopped when validation OA stopped improving)"
+    return text
+
+
 def _header(h: ReportHeader, records: Sequence[dict[str, Any]], groups: list[Group]) -> list[str]:
     if h.weights:
         where = f" ({h.weights_path})" if h.weights_path else ""
@@ -354,7 +365,7 @@ def _header(h: ReportHeader, records: Sequence[dict[str, Any]], groups: list[Gro
         "|---|---|",
         f"| Backbone | {h.backbone}, weights: {weights} |",
         f"| Data | {data} |",
-        f"| Epochs | {', '.join(str(e) for e in h.epochs) or '—'} |",
+        f"| Epochs | {_epochs_text(h)} |",
         f"| Seeds | {seeds} |",
         f"| Batch size | {h.batch_size or '—'} |",
         f"| Hardware | {'; '.join(h.hardware) or '—'} |",
@@ -390,7 +401,155 @@ def render_markdown(header: ReportHeader, records: Sequence[dict[str, Any]]) -> 
     if not groups:
         lines += ["No cell has finished yet.", ""]
     lines += _pattern_section(groups)
+    lines += _summary_section(groups)
+    lines += _routing_section(groups)
     return "\n".join(lines).rstrip() + "\n"
+
+
+# ------------------------------------------------------- capacity, seeds, significance
+
+REFERENCE_VARIANT = "mamol"
+"""The variant every other cell of the same context is compared with (paired over seeds)."""
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Paired difference over seeds (reference − other): mean, sample std, standard error."""
+
+    n: int
+    mean: float
+    std: float | None
+    se: float | None
+
+    @property
+    def significant(self) -> bool:
+        """|mean| > 2 standard errors (needs two seeds or more)."""
+        return self.se is not None and abs(self.mean) > 2 * self.se
+
+    def text(self) -> str:
+        if self.se is None:
+            return f"{self.mean:+.2f} (1 seed)"
+        return f"{self.mean:+.2f} ± {self.se:.2f}" + (" *" if self.significant else "")
+
+
+def paired_difference(reference: dict[int, float], other: dict[int, float]) -> Paired | None:
+    """Per-seed OA of the reference and another method (seed -> OA), over the seeds both ran:
+    the mean difference, its sample std and standard error std / sqrt(n); None if no seed
+    is shared."""
+    seeds = sorted(set(reference) & set(other))
+    if not seeds:
+        return None
+    diffs = [reference[s] - other[s] for s in seeds]
+    if len(diffs) == 1:
+        return Paired(1, diffs[0], None, None)
+    std = statistics.stdev(diffs)
+    return Paired(len(diffs), statistics.fmean(diffs), std, std / math.sqrt(len(diffs)))
+
+
+def _context(g: Group) -> tuple:
+    """What must match for two cells to be compared: everything but the method variant."""
+    r = g.first
+    keys = ("table", "dataset", "setting", "rate", "availability", "placement", "eval_setting")
+    return tuple(str(r.get(k) or "") for k in keys)
+
+
+def _per_seed(g: Group, key: str = "oa") -> dict[int, float]:
+    out = {}
+    for r in g.records:
+        v = _num(r.get(key))
+        if v is not None:
+            out[int(r["seed"])] = v
+    return out
+
+
+def _int(x: Any) -> str:
+    v = _num(x)
+    return "—" if v is None else f"{int(v):,}"
+
+
+def _unique(groups: list[Group]) -> list[Group]:
+    """One group per cell name (a run shared by several tables is listed once)."""
+    seen: set[str] = set()
+    return [g for g in groups if not (_name(g) in seen or seen.add(_name(g)))]
+
+
+def _summary_section(groups: list[Group]) -> list[str]:
+    """One row per cell: trainable parameters (method-specific and all), epochs used,
+    OA mean ± std over seeds, and MaMOL's paired OA difference against it."""
+    if not groups:
+        return []
+    refs = {_context(g): g for g in groups if g.first.get("variant") == REFERENCE_VARIANT}
+    lines = [
+        "## Capacity, seeds and significance",
+        "",
+        "Trainable parameters: *method* = what the method adds to the shared token projections "
+        "and head (adapters, routers, prompts); *all* = every trainable parameter. "
+        f"Δ {REFERENCE_VARIANT} = its OA minus this row's, paired by seed (mean ± standard "
+        "error over the seeds both ran); **\\*** marks |mean| > 2 standard errors.",
+        "",
+        "| Cell | Method params | All trainable | Epochs used | Seeds | OA mean ± std | "
+        f"Δ {REFERENCE_VARIANT} (paired) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for g in _unique(groups):
+        r = g.first
+        used = sorted({str(x.get("epochs_used") or x.get("epochs")) for x in g.records})
+        ref = refs.get(_context(g))
+        diff = "—"
+        if ref is not None and ref is not g:
+            pair = paired_difference(_per_seed(ref), _per_seed(g))
+            diff = "—" if pair is None else pair.text()
+        seeds = ",".join(str(x["seed"]) for x in g.records)
+        lines.append(
+            f"| {_name(g)} | {_int(r.get('method_params'))} | {_int(r.get('trainable_params'))} "
+            f"| {'/'.join(used)} | {seeds} | {_fmt(*g.stat('oa'))} | {diff} |"
+        )
+    return lines + [""]
+
+
+def _routing_section(groups: list[Group]) -> list[str]:
+    """Pattern separation of the routers (mean over seeds), per pattern, collapse flags and
+    the heat-maps (fields defined in rsmiss.models.routing)."""
+    routed = [g for g in _unique(groups) if g.stat("routing_separation")[0] is not None]
+    if not routed:
+        return []
+    lines = [
+        "## Expert routing on the test set",
+        "",
+        "Separation = Jensen–Shannon divergence (base 2, 0 = patterns routed alike, 1 = "
+        "disjoint experts) between the missing patterns' shares of tokens per expert, mean "
+        "over pattern pairs and adapted blocks; per pattern: against every other pattern. "
+        "Mean ± std over seeds. **COLLAPSED**: in every block one expert takes ≥ 95 % of every "
+        "pattern.",
+        "",
+        "| Cell | Separation | Per pattern | Collapsed | Heat-map |",
+        "|---|---|---|---|---|",
+    ]
+    for g in routed:
+        per: dict[str, list[float]] = {}
+        for r in g.records:
+            for p, v in json.loads(r.get("routing_by_pattern") or "{}").items():
+                per.setdefault(p, []).append(float(v))
+        per_text = ", ".join(f"{p} {_fmt3(*_mean_std(v))}" for p, v in sorted(per.items()))
+        flags = [str(r.get("routing_collapsed")).lower() == "true" for r in g.records]
+        collapsed = "**COLLAPSED**" if all(flags) else ("some seeds" if any(flags) else "no")
+        pngs = [r.get("routing_png") for r in g.records if r.get("routing_png")]
+        link = f"[seed {g.records[0]['seed']}](../../{pngs[0]})" if pngs else "—"
+        lines.append(
+            f"| {_name(g)} | {_fmt3(*g.stat('routing_separation'))} | {per_text or '—'} "
+            f"| {collapsed} | {link} |"
+        )
+    first = next((g for g in routed if g.first.get("variant") == REFERENCE_VARIANT), routed[0])
+    png = next((r.get("routing_png") for r in first.records if r.get("routing_png")), None)
+    if png:
+        lines += ["", f"![routing of {_name(first)}](../../{png})"]
+    return lines + [""]
+
+
+def _fmt3(mean: float | None, std: float | None = None) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:.3f}" if std is None else f"{mean:.3f}±{std:.3f}"
 
 
 def render_csv(records: Sequence[dict[str, Any]]) -> str:

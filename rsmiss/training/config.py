@@ -29,6 +29,20 @@ plateaus at 95-96 % from epoch ~16-20, i.e. ~100-120 steps under warm-up + linea
 plateau with margin. Figures in rsmiss/training/README.md.
 """
 
+AUTO_MAX_EPOCHS = 60
+"""``--epochs auto``: at most this many epochs (twice the default), stopped early on
+validation OA. The learning-rate schedule is laid out over these 60 epochs, so a run that
+stops early ends before the decay reaches 0 (the schedule never looks at the curve, which
+keeps a stopped run identical to the first epochs of an unstopped one)."""
+
+AUTO_PATIENCE = 5
+"""``--epochs auto``: stop when validation OA has not improved for this many epochs. On the
+Trento figures above, OA plateaus over 4-5 epochs before it levels off; 5 waits out one
+such plateau."""
+
+AUTO_VAL_FRACTION = 0.15
+"""``--epochs auto`` without ``--set val_fraction``: the training pixels held out to decide."""
+
 PRECISIONS = ("auto", "32", "bf16")
 
 TRAIN_OPTION_DEFAULTS: dict[str, Any] = {
@@ -37,6 +51,12 @@ TRAIN_OPTION_DEFAULTS: dict[str, Any] = {
     # Fraction of the *training* samples held out for a validation curve (never the test set);
     # reported only, nothing is selected on it.
     "val_fraction": 0.0,
+    # Stop when validation OA has not improved for N epochs (needs val_fraction > 0); None:
+    # train all epochs. `--epochs auto` sets it to AUTO_PATIENCE.
+    "patience": None,
+    # Record routing statistics on the validation split after every epoch (curve column
+    # val_separation); the test-set routing is always recorded.
+    "val_routing": False,
     # Write a checkpoint every N epochs (and always after the last one).
     "checkpoint_every": 1,
     # Samples per forward pass when evaluating or predicting.
@@ -103,6 +123,17 @@ class RunConfig:
             raise ConfigError(f"--set val_fraction must be a number in [0, 1), got {vf!r}")
         if self.train_opt("max_test_samples") is not None:
             _check_count("max_test_samples", self.train_opt("max_test_samples"))
+        if self.train_opt("patience") is not None:
+            _check_count("patience", self.train_opt("patience"))
+            if not vf:
+                raise ConfigError(
+                    "--set patience needs a validation split: add --set val_fraction=0.15 "
+                    "(training pixels held out; the test set is never used to stop)"
+                )
+        if not isinstance(self.train_opt("val_routing"), bool):
+            raise ConfigError(
+                f"--set val_routing must be true or false, got {self.train_opt('val_routing')!r}"
+            )
         _check_count("checkpoint_every", self.train_opt("checkpoint_every"))
         _check_count("eval_batch_size", self.train_opt("eval_batch_size"))
         write_map = self.train_opt("write_map")
@@ -182,6 +213,29 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
                 h.update(chunk)
         _SHA_CACHE[key] = h.hexdigest()
     return _SHA_CACHE[key]
+
+
+def parse_epochs(value: Any) -> int | str | None:
+    """``--epochs`` / a recipe's ``epochs``: None (the default), an int >= 1 or ``auto``."""
+    if value is None or value == "auto":
+        return value
+    try:
+        epochs = int(str(value))
+    except ValueError:
+        epochs = 0
+    if isinstance(value, bool) or epochs < 1:
+        raise ConfigError(f"--epochs must be an integer of at least 1 or 'auto', got {value!r}")
+    return epochs
+
+
+def auto_epochs(train_opts: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """``--epochs auto``: (AUTO_MAX_EPOCHS, training options with a patience and, unless
+    given, a validation fraction)."""
+    opts = dict(train_opts)
+    opts.setdefault("patience", AUTO_PATIENCE)
+    if not opts.get("val_fraction"):
+        opts["val_fraction"] = AUTO_VAL_FRACTION
+    return AUTO_MAX_EPOCHS, opts
 
 
 def _check_count(key: str, value: Any) -> None:

@@ -39,9 +39,10 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Metrics of ``run`` on ``scenario``'s test masks; written to ``eval/<id>.json``."""
     from rsmiss.cube import open_cube
+    from rsmiss.models.routing import record_routing
     from rsmiss.scenarios import load_scenario
     from rsmiss.training.data import load_run_data
-    from rsmiss.training.loop import predict_split
+    from rsmiss.training.loop import predict_split, routing_summary
     from rsmiss.training.metrics import score_by_pattern
 
     cfg = run.config
@@ -70,9 +71,10 @@ def evaluate_run(
         ds=ds,
         max_test_samples=cfg.train_opt("max_test_samples"),
     )
-    pred = predict_split(
-        model, data, data.test, dev, cfg.precision, int(cfg.train_opt("eval_batch_size"))
-    )
+    with record_routing(model) as recorder:
+        pred = predict_split(
+            model, data, data.test, dev, cfg.precision, int(cfg.train_opt("eval_batch_size"))
+        )
     truth = data.test.label.cpu().numpy()
     patterns = data.test_patterns
     result = {
@@ -82,6 +84,7 @@ def evaluate_run(
         "scenario_params": sc.params,
         "n_test": len(data.test),
         **score_by_pattern(truth, pred, patterns, data.n_classes),
+        "routing": routing_summary(recorder, run.modalities),
     }
     write_json_atomic(run.path / "eval" / f"{sc.scenario_id}.json", result)
     return result

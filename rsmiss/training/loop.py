@@ -5,7 +5,8 @@ AdamW (the paper says Adam, the authors' code uses AdamW), lr 2e-3, weight decay
 weight matrices only (not on norms, biases, embeddings or other 1-D parameters), linear
 warm-up over the first 10 % of steps then linear decay to 0, a global batch of 128 split
 over the ranks, bf16 autocast on GPU. Nothing is selected on the test set: the model
-evaluated is the one after the last epoch.
+evaluated is the one after the last epoch; with a ``patience`` (``--epochs auto``) that last
+epoch is chosen on validation OA, from training pixels held out, never on the test set.
 
 The learning rate is a pure function of the global step, and the data order one of
 (seed, epoch), so resuming needs only the parameters, the optimiser moments and the RNG
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rsmiss.models.routing import RoutingRecorder, record_routing
 from rsmiss.training.data import RunData, Split, epoch_batches, epoch_permutation, shard
 
 _NO_DECAY_MODULES = (
@@ -91,6 +93,17 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def routing_summary(recorder: RoutingRecorder, modalities: Sequence[str]) -> dict[str, Any] | None:
+    """The recorder's summary with the project's pattern names (pattern index i is the
+    bitmask i + 1 over ``modalities``) and MaMOL's static experts named shared + modalities."""
+    from rsmiss.training.metrics import pattern_labels
+
+    mods = tuple(modalities)
+    n = 2 ** len(mods) - 1
+    bits = np.array([[(i + 1) >> j & 1 for j in range(len(mods))] for i in range(n)], dtype=bool)
+    return recorder.summary(list(pattern_labels(bits, mods)), ["shared", *mods])
+
+
 @torch.no_grad()
 def predict_split(
     model: torch.nn.Module,
@@ -135,6 +148,20 @@ def predict_split(
     return full
 
 
+def should_stop(history: Sequence[dict[str, Any]], patience: int | None) -> bool:
+    """Early stopping: True when validation OA has not improved (strictly) on its best for
+    ``patience`` epochs. The best is the first epoch reaching the maximum, so with
+    ``patience`` 3 the curve 50, 60, 70, 70, 69, 68 stops after epoch 6. Only validation
+    OA (training pixels held out) is read; None disables it."""
+    if not patience:
+        return False
+    curve = [h.get("val_oa") for h in history]
+    if not curve or any(v is None for v in curve):
+        return False
+    best = curve.index(max(curve))
+    return len(curve) - 1 - best >= patience
+
+
 def fit(
     *,
     model: torch.nn.Module,
@@ -149,10 +176,13 @@ def fit(
     on_epoch_end: Callable[[TrainState], None] | None = None,
     progress: bool = True,
 ) -> dict[str, float]:
-    """Train from ``state`` to ``cfg.epochs``; returns throughput figures for perf.json.
+    """Train from ``state`` to ``cfg.epochs`` (or until :func:`should_stop` says so, with the
+    ``patience`` option); returns throughput figures for perf.json.
 
     ``train_model`` is ``model`` or its DDP wrapper; evaluation uses the bare ``model``.
-    ``on_epoch_end`` writes checkpoints (rank 0) after ``state`` is updated.
+    ``on_epoch_end`` writes checkpoints (rank 0) after ``state`` is updated. Each epoch's
+    record holds ``wall_s``: training seconds since the run started (resumed segments
+    added up), for time-to-accuracy; it is a timing, so it stays out of ``curve.csv``.
     """
     import torch.distributed as dist
     from tqdm import tqdm
@@ -179,7 +209,11 @@ def fit(
     # The availability mask stays on the host as well: the model sizes its encoder batches
     # from it, and a host mask costs no device sync in the step (see MultimodalClassifier).
     available_host = data.train.available.cpu()
+    patience = cfg.train_opt("patience")
+    wall0 = float(state.history[-1].get("wall_s", 0.0)) if state.history else 0.0
     for epoch in range(state.epoch, cfg.epochs):
+        if should_stop(state.history, patience):  # a resumed run that had already stopped
+            break
         perm = epoch_permutation(cfg.seed, epoch, n_train)  # host: indexes the host mask too
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         for idx_host, global_n in epoch_batches(perm, cfg.batch_size, rank, world_size):
@@ -211,12 +245,26 @@ def fit(
             "train_loss": round(float(loss_sum.item()) / max(1, n_train), 6),
         }
         if data.val is not None:
-            pred = predict_split(
-                model, data, data.val, device, cfg.precision, eval_bs, rank, world_size
-            )
+            with record_routing(model, bool(cfg.train_opt("val_routing"))) as recorder:
+                pred = predict_split(
+                    model, data, data.val, device, cfg.precision, eval_bs, rank, world_size
+                )
+            if recorder is not None and world_size > 1:
+                recorder.all_reduce()
             if rank == 0:
                 truth = data.val.label.cpu().numpy()
                 record["val_oa"] = round(100.0 * float((pred == truth).mean()), 6)
+                if recorder is not None:
+                    routing = routing_summary(recorder, data.scene.modalities)
+                    sep = routing["separation"]["overall"] if routing else None
+                    record["val_separation"] = sep
+            if world_size > 1:  # every rank must take the same stopping decision
+                gathered: list[Any] = [None]
+                if rank == 0:
+                    gathered = [record.get("val_oa")]
+                dist.broadcast_object_list(gathered, src=0)
+                record["val_oa"] = gathered[0]
+        record["wall_s"] = round(wall0 + time.perf_counter() - t0, 3)
         state.epoch = epoch + 1
         state.history.append(record)
         bar.set_postfix(loss=f"{record['train_loss']:.4f}", epoch=epoch + 1)

@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from rsmiss.errors import ConfigError, DataError
-from rsmiss.training.config import DEFAULT_EPOCHS, RunConfig, file_sha256, parse_set
+from rsmiss.training.config import (
+    DEFAULT_EPOCHS,
+    RunConfig,
+    auto_epochs,
+    file_sha256,
+    parse_epochs,
+    parse_set,
+)
 from rsmiss.workspace import Workspace
 
 WEIGHT_NAMES = ("ViT-B-16.pt", "ViT-B-16.safetensors")
@@ -39,7 +46,9 @@ class PlannedRun:
             return (
                 f"{self.config.run_id}  resume after epoch {self.resume_epoch}/{self.config.epochs}"
             )
-        return f"{self.config.run_id}  new ({self.config.epochs} epochs)"
+        stop = self.config.train_opt("patience")
+        until = f", stops after {stop} epochs without a better val OA" if stop else ""
+        return f"{self.config.run_id}  new ({self.config.epochs} epochs{until})"
 
 
 def _weights_sha256(path: Path) -> str:
@@ -169,7 +178,7 @@ def plan_runs(
     backbone_weights: str | None = None,
     backbone_activation: str | None = None,
     random_init: bool = False,
-    epochs: int | None = None,
+    epochs: int | str | None = None,
     batch_size: int = 128,
     lr: float = 2e-3,
     weight_decay: float = 2e-2,
@@ -195,6 +204,7 @@ def plan_runs(
     except ConfigError as exc:
         raise ConfigError(f"--backbone: {exc}") from None
     world = check_devices(devices)
+    epochs = parse_epochs(epochs)
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() else "32"
     methods = tuple(methods) or ("mamol",)
@@ -238,6 +248,9 @@ def plan_runs(
             found_scenarios.update({sc.scenario_id, str(sp)})
             for m in methods:
                 model_opts, train_opts = per_method[m]
+                n_epochs = epochs or DEFAULT_EPOCHS
+                if epochs == "auto":
+                    n_epochs, train_opts = auto_epochs(train_opts)
                 cfg = RunConfig(
                     dataset=d,
                     scenario_id=sc.scenario_id,
@@ -250,7 +263,7 @@ def plan_runs(
                     backbone_weights_sha256=w_sha,
                     random_init=w_path is None,
                     patch_size=patch_size,
-                    epochs=epochs or DEFAULT_EPOCHS,
+                    epochs=n_epochs,
                     batch_size=batch_size,
                     lr=lr,
                     weight_decay=weight_decay,

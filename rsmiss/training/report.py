@@ -20,14 +20,22 @@ def _plt():
 
 
 def write_curve(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    """``curve.csv`` (one row per epoch) and ``curve.png`` (loss, and val OA when present)."""
-    cols = ["epoch", "step", "lr", "train_loss"] + (
-        ["val_oa"] if any("val_oa" in h for h in history) else []
-    )
+    """``curve.csv`` (one row per epoch, deterministic: no timings) and ``curve.png`` (loss,
+    val OA when present, and val OA against training wall time: time to accuracy)."""
+    cols = ["epoch", "step", "lr", "train_loss"] + [
+        c for c in ("val_oa", "val_separation") if any(c in h for h in history)
+    ]
     lines = [",".join(cols)] + [",".join(str(h.get(c, "")) for c in cols) for h in history]
     write_text_atomic(run_dir / "curve.csv", "\n".join(lines) + "\n")
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    timed = "val_oa" in cols and all("wall_s" in h for h in history)
+    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 6, 3.5))
+    ax = axes[0] if timed else axes
+    if timed:
+        axes[1].plot([h["wall_s"] for h in history], [h.get("val_oa") for h in history], "o-")
+        axes[1].set_xlabel("training wall time (s)")
+        axes[1].set_ylabel("validation OA (%)")
+        axes[1].set_title("time to accuracy", fontsize=8)
     ep = [h["epoch"] for h in history]
     ax.plot(ep, [h["train_loss"] for h in history], color="tab:blue", label="train loss")
     ax.set_xlabel("epoch")
@@ -75,3 +83,61 @@ def write_confusion_png(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+
+
+def write_routing_png(path: Path, routing: dict[str, Any], title: str) -> None:
+    """Heat-map of expert share per missing pattern (rows) and expert (columns), one panel
+    per adapted block, annotated with the shares and each block's pattern separation
+    (fields documented in rsmiss.models.routing). A matplotlib Figure, no pyplot state."""
+    from matplotlib.figure import Figure
+
+    blocks = routing["blocks"]
+    patterns = routing["patterns"]
+    experts = int(routing["experts"])
+    seps = routing["separation"].get("by_block") or []
+    n = len(blocks)
+    cols = min(n, 4)
+    rows = (n + cols - 1) // cols
+    fig = Figure(
+        figsize=(
+            1.6 + (0.4 + 0.5 * experts) * cols,
+            1.4 + 0.35 * len(patterns) * rows + 0.5 * rows,
+        ),
+        layout="constrained",
+    )
+    axes = fig.subplots(rows, cols, squeeze=False)
+    image = None
+    for k, ax in enumerate(axes.flat):
+        if k >= n:
+            ax.set_axis_off()
+            continue
+        by = blocks[k]["by_pattern"]
+        grid = np.array([by[p]["share"] if p in by else [np.nan] * experts for p in patterns])
+        image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        for i in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                if np.isfinite(grid[i, j]):
+                    colour = "black" if grid[i, j] > 0.6 else "white"
+                    ax.text(
+                        j,
+                        i,
+                        f"{grid[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color=colour,
+                    )
+        ax.set_xticks(range(experts), [f"e{j}" for j in range(experts)], fontsize=7)
+        ax.set_yticks(
+            range(len(patterns)), patterns if k % cols == 0 else [""] * len(patterns), fontsize=7
+        )
+        sep = f", JS {seps[k]:.3f}" if k < len(seps) and seps[k] is not None else ""
+        ax.set_title(f"block {blocks[k]['block']}{sep}", fontsize=8)
+    overall = routing["separation"].get("overall")
+    flag = " — COLLAPSED" if routing.get("collapsed") else ""
+    sep_text = "—" if overall is None else f"{overall:.3f}"
+    fig.suptitle(f"{title}\nshare of tokens per expert; separation {sep_text}{flag}", fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="share of tokens")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})

@@ -3,7 +3,8 @@
 ``ROOT/runs/<run-id>/`` holds ``config.json`` (resolved config + what the model needs to be
 rebuilt), ``environment.json`` (seed, git revision, library versions, device, backbone
 provenance, synthetic or real data), ``checkpoint.pt``, ``curve.csv``/``curve.png``,
-``confusion.png``, ``map.tif``/``map.png``, ``perf.json`` and, written last, ``metrics.json``:
+``confusion.png``, ``routing.png`` (methods with a router), ``map.tif``/``map.png``,
+``perf.json`` and, written last, ``metrics.json``:
 its presence means the run is finished, and it holds only deterministic content so two runs
 of the same config (or a killed and resumed one) give the same bytes.
 """
@@ -20,14 +21,23 @@ import numpy as np
 import torch
 
 from rsmiss.models.backbone import describe_weights
+from rsmiss.models.routing import record_routing
 from rsmiss.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from rsmiss.training.config import RunConfig
 from rsmiss.training.data import RunData, load_run_data
 from rsmiss.training.distributed import DistInfo, launch
-from rsmiss.training.loop import TrainState, compiled, fit, param_groups, predict_split
+from rsmiss.training.loop import (
+    TrainState,
+    compiled,
+    fit,
+    param_groups,
+    predict_split,
+    routing_summary,
+    should_stop,
+)
 from rsmiss.training.metrics import score_by_pattern
 from rsmiss.training.plan import PlannedRun, plan_runs
-from rsmiss.training.report import write_confusion_png, write_curve
+from rsmiss.training.report import write_confusion_png, write_curve, write_routing_png
 from rsmiss.training.rundir import Run
 from rsmiss.workspace import write_json_atomic
 
@@ -187,7 +197,8 @@ def _train_rank(info: DistInfo, plan: PlannedRun, host_data: RunData, progress: 
     every = int(cfg.train_opt("checkpoint_every"))
 
     def on_epoch_end(st: TrainState) -> None:
-        if st.epoch % every and st.epoch != cfg.epochs:
+        last = st.epoch == cfg.epochs or should_stop(st.history, cfg.train_opt("patience"))
+        if st.epoch % every and not last:
             return
         rngs: list[Any] = [capture_rng()]
         if world > 1:
@@ -223,10 +234,15 @@ def _train_rank(info: DistInfo, plan: PlannedRun, host_data: RunData, progress: 
     )
     t_eval = time.perf_counter()
     eval_bs = int(cfg.train_opt("eval_batch_size"))
-    pred = predict_split(model, data, data.test, device, cfg.precision, eval_bs, rank, world)
+    # routing statistics from the same forward passes as the test predictions
+    with record_routing(model) as recorder:
+        pred = predict_split(model, data, data.test, device, cfg.precision, eval_bs, rank, world)
+    if world > 1:
+        recorder.all_reduce()
+    routing = routing_summary(recorder, data.scene.modalities)
     eval_s = time.perf_counter() - t_eval
     if info.is_main:
-        _finish(plan, model, data, pred, state, device, perf, eval_s, t_start, info)
+        _finish(plan, model, data, pred, routing, state, device, perf, eval_s, t_start, info)
     if world > 1:
         dist.barrier()
 
@@ -277,8 +293,9 @@ def _write_run_files(plan: PlannedRun, model: Any, data: RunData, info: DistInfo
     )
 
 
-def _finish(plan, model, data, pred, state, device, perf, eval_s, t_start, info):
-    """Rank 0: curve, confusion plot, classification map, perf.json, then metrics.json."""
+def _finish(plan, model, data, pred, routing, state, device, perf, eval_s, t_start, info):
+    """Rank 0: curve, confusion plot, routing heat-map, classification map, perf.json, then
+    metrics.json."""
     cfg = plan.config
     truth = data.test.label.cpu().numpy()
     scores = score_by_pattern(truth, pred, data.test_patterns, data.n_classes)
@@ -290,6 +307,8 @@ def _finish(plan, model, data, pred, state, device, perf, eval_s, t_start, info)
         "options": model.config.get("options", {}),
         "seed": cfg.seed,
         "epochs": cfg.epochs,
+        # fewer than `epochs` when validation OA stopped the run (patience / --epochs auto)
+        "epochs_used": state.epoch,
         "backbone": {
             "name": cfg.backbone,
             "random_init": cfg.random_init,
@@ -303,7 +322,11 @@ def _finish(plan, model, data, pred, state, device, perf, eval_s, t_start, info)
         "n_test": len(data.test),
         "parameters": model.parameter_counts(),
         "final_train_loss": state.history[-1]["train_loss"] if state.history else None,
+        "final_val_oa": state.history[-1].get("val_oa") if state.history else None,
         **scores,
+        # expert routing on the test set per block and missing pattern (None without a
+        # router); the fields are documented in rsmiss.models.routing
+        "routing": routing,
     }
     write_curve(plan.run_dir, state.history)
     write_confusion_png(
@@ -312,6 +335,8 @@ def _finish(plan, model, data, pred, state, device, perf, eval_s, t_start, info)
         data.class_names,
         f"{cfg.run_id}: OA {scores['overall']['oa']}",
     )
+    if routing is not None:
+        write_routing_png(plan.run_dir / "routing.png", routing, f"{cfg.run_id}: test routing")
     map_s = 0.0
     if cfg.train_opt("write_map"):
         from rsmiss.training.predict import classify_scene, write_class_map
@@ -347,6 +372,11 @@ def _finish(plan, model, data, pred, state, device, perf, eval_s, t_start, info)
             else None,
             "peak_memory_mb": round(_peak_memory_mb(device), 1),
             "wall_seconds": round(time.perf_counter() - t_start, 3),
+            # time to accuracy: training seconds (resumed segments added up) per epoch
+            "curve": [
+                {k: h.get(k) for k in ("epoch", "wall_s", "train_loss", "val_oa")}
+                for h in state.history
+            ],
         },
     )
     write_json_atomic(plan.run_dir / "metrics.json", metrics)

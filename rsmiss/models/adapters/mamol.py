@@ -28,7 +28,9 @@ Fast path, both sites: every expert's A at a site is one stacked matrix, every B
 the per-token expert coefficients scale the low-rank channels in between, so a site costs
 two matmuls of rank (N + 1 + M)·r beside the frozen linear, with no per-expert loop, no
 dispatch, no gather and no host sync, for any top-k. The router's z half of f_t reads z, so
-it rides in the same matmul as the experts' A (at the c_fc site for `ffn`).
+it rides in the same matmul as the experts' A (at the c_fc site for `ffn`). The router's
+probabilities, its choice and the static coefficients of the same pass go to
+`ctx.record_routing` (rsmiss.models.routing), from `route`, so both sites report alike.
 `rsmiss.models.reference` computes the same outputs the straightforward way (every expert
 densely, then masked).
 """
@@ -162,6 +164,8 @@ class MaMOLRouting(nn.Module):
         if self.n_static:
             static = self.static_coefficients(ctx)
             coefs.append(static[:, None, :].expand(n, length, -1))
+        if gates is not None:  # routing statistics, when a caller records them
+            ctx.record_routing(self, gates, dynamic, static)
         return Routing(gates, chosen, static, torch.cat(coefs, dim=-1))
 
     # -- one site: Σ_e c_e B_e A_e x ----------------------------------------------------

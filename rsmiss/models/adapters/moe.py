@@ -14,6 +14,9 @@ gate's gradient (`p / p.detach()`): the model starts exactly as the frozen one a
 still learns from the task, as MaMOL's raw-gate rule intends (DESIGN.md §5).
 - `TaskMoE` (moe_task, MOELoRA): dense gate from the missing pattern alone; the experts are
   slices of one LoRA (rank / experts each) beside the frozen FFN; no balancing loss.
+
+Every router reports its probabilities and choices to `ctx.record_routing` (routing
+statistics, rsmiss.models.routing; a no-op unless a caller records).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class ReplacementMoE(nn.Module):
         probs = self.router(z).float().softmax(-1)
         top, idx = probs.topk(self.top_k, dim=-1)
         ctx.aux.append(self.aux_weight * load_balancing_loss(probs, idx, self.experts))
+        ctx.record_routing(self, probs, torch.zeros_like(probs).scatter(-1, idx, 1.0))
         if self.top_k == 1:  # one expert per token: the experts share W, so one pass
             onehot = F.one_hot(idx[..., 0], self.experts).to(z.dtype)
             return unit_gate(top).to(z.dtype) * self.expert_ffn(z, mlp, onehot)
@@ -87,6 +91,7 @@ class AdapterMoE(nn.Module):
         probs = logits.softmax(-1)
         top, idx = probs.topk(self.top_k, dim=-1)
         ctx.aux.append(self.aux_weight * load_balancing_loss(probs, idx, self.experts))
+        ctx.record_routing(self, probs, torch.zeros_like(probs).scatter(-1, idx, 1.0))
         if self.top_k == 1:
             weights = unit_gate(top)
         else:
@@ -96,15 +101,29 @@ class AdapterMoE(nn.Module):
 
 
 class TaskMoE(nn.Module):
+    """MOELoRA: `expert_rank` None slices one rank-`rank` LoRA into `experts` slices of
+    rank // experts (the paper's MOELoRA form, the default); an `expert_rank` gives each
+    expert that rank instead (capacity matching)."""
+
     def __init__(
-        self, width: int, n_patterns: int, experts: int, rank: int, task_dim: int = 32
+        self,
+        width: int,
+        n_patterns: int,
+        experts: int,
+        rank: int,
+        task_dim: int = 32,
+        expert_rank: int | None = None,
     ) -> None:
         super().__init__()
         self.task_embed = nn.Embedding(n_patterns, task_dim)
         self.gate = nn.Linear(task_dim, experts, bias=False)
-        slice_rank = max(1, rank // experts)
+        slice_rank = expert_rank or max(1, rank // experts)
         self.lora = LoRABank(experts, width, width, LoRAConfig(slice_rank, float(slice_rank)))
 
     def forward(self, z: torch.Tensor, mlp: nn.Module, ctx: PassContext) -> torch.Tensor:
         gate = self.gate(self.task_embed(ctx.pattern)).float().softmax(-1)  # (N, experts)
+        if ctx.recording:  # a dense gate: its arg-max expert counts as chosen
+            dense = gate[:, None, :].expand(-1, z.shape[1], -1)
+            top = F.one_hot(dense.argmax(-1), dense.shape[-1])
+            ctx.record_routing(self, dense, top)
         return mlp(z) + self.lora(z, gate[:, None, :])
