@@ -41,7 +41,7 @@ def test_paper_pipelines_run_three_seeds_and_seeds_override():
         main, ["benchmark", str(PIPES / "paper-table4.yaml"), "--dry-run", "--seeds", "3,5"]
     )
     assert result.exit_code == 0, result.output
-    assert "24 cells" in result.output and "/s5" in result.output and "/s0" not in result.output
+    assert "30 cells" in result.output and "/s5" in result.output and "/s0" not in result.output
     bad = CliRunner().invoke(main, ["benchmark", str(PIPES / "smoke.yaml"), "--seeds", "1,1"])
     assert bad.exit_code == 2 and "--seeds" in bad.output
 
