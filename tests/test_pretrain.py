@@ -218,7 +218,7 @@ def test_linear_probe_pretrained_beats_random(scene_root, tmp_path):
 # ------------------------------------------------------------------------ resume
 def test_kill_9_mid_pretraining_resumes_to_identical_weights(scene_root, tmp_path):
     ref = copy_root(scene_root, tmp_path / "ref")
-    args = ["--epochs", "6", "--max-pixels", "2048", "--probe-pixels", "0"]
+    args = ["--epochs", "4", "--max-pixels", "1024", "--probe-pixels", "0"]
     ok(*pretrain_args(ref, *args))
     root = copy_root(scene_root, tmp_path / "kill")
     ckpt = root / "weights" / ".pretrain-tiny-mae-trento-s0" / "checkpoint.pt"

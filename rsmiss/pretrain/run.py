@@ -216,11 +216,31 @@ def _train(
     log: Log,
 ) -> None:
     """One rank's pretraining loop (rank 0 writes the checkpoints)."""
+    was = torch.are_deterministic_algorithms_enabled()
+    warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        _train_rank(info, req, sets, patch, fingerprint, ckpt_path, progress, log)
+    finally:  # an in-process run leaves the caller's global setting as it found it
+        torch.use_deterministic_algorithms(was, warn_only=warn)
+
+
+def _train_rank(
+    info: Any,
+    req: PretrainRequest,
+    sets: list[PixelSet],
+    patch: int,
+    fingerprint: str,
+    ckpt_path: Path,
+    progress: bool,
+    log: Log,
+) -> None:
     from tqdm import tqdm
 
     from rsmiss.training.loop import lr_factor, param_groups
 
     device = info.device
+    if device.type == "cpu":  # the same bytes whether resumed in this process or another
+        torch.use_deterministic_algorithms(True, warn_only=True)
     model = build_model(req, sets, patch)
     for p in model.parameters():
         p.requires_grad_(True)
