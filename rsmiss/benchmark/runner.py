@@ -454,7 +454,8 @@ def run_pipeline(
         run_cells(outcome, ws, backbone_weights, log, progress)
     finally:
         if outcome.failed:
-            log(f"cell {outcome.failed} failed; reporting the {len(outcome.records)} before it")
+            done = len(outcome.records)
+            log(f"cell {outcome.failed} failed; {done} cell(s) finished before it")
         if outcome.records:
             header = report_header(pipe, ws, outcome.records, backbone_weights, outcome.failed)
             outcome.report = write_report(ws.reports(pipe.name), header, outcome.records)
