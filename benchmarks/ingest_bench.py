@@ -45,7 +45,7 @@ def run_ingest(dataset: str, raw: Path, root: Path, patches: bool) -> dict:
         "--root",
         str(root),
         "--force",
-        "--quiet",
+        "--no-progress",
     ]
     if not patches:
         cmd.append("--no-patches")

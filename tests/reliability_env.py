@@ -18,7 +18,7 @@ from pathlib import Path
 SCALE = "0.25"
 PATCH = "1"
 SCENARIO = "both-r0.50-s0"
-INGEST_ARGS = ["--patch-size", PATCH, "--no-patches", "--quiet"]
+INGEST_ARGS = ["--patch-size", PATCH, "--no-patches", "--no-progress"]
 TRAIN_ARGS = [
     "--dataset",
     "trento",

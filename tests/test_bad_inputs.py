@@ -100,7 +100,7 @@ def roi_text(labels: np.ndarray, n_classes: int, extra: dict[int, tuple[int, int
 # ----------------------------------------------------------------------------- ingest cases
 def _ingest(ctx: Ctx, yml, raw: Path, *extra: str):
     root = ctx.root()
-    return ["ingest", str(yml), "--raw", str(raw), "--root", str(root), "--quiet", *extra], [
+    return ["ingest", str(yml), "--raw", str(raw), "--root", str(root), "--no-progress", *extra], [
         root / "cubes"
     ]
 

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 SEED = 20261126
 KILLS = 5
 SCALE = 0.4  # synthetic Trento 66 x 240 px, ~4,800 samples: ingest with 7 x 7 patches ~2-4 s
-INGEST = ["--patch-size", "7", "--quiet"]
+INGEST = ["--patch-size", "7", "--no-progress"]
 
 
 # ----------------------------------------------------------------------------- processes

@@ -147,7 +147,7 @@ def test_download_then_ingest_by_name_as_in_the_readme(mirror, synthetic, tmp_pa
     assert again.exit_code == 0 and "5 already present" in again.stdout
     assert len(mirror.requests) == n  # nothing fetched again
 
-    res = run("ingest", "trento", "--root", str(root), "--quiet")
+    res = run("ingest", "trento", "--root", str(root), "--no-progress")
     assert res.exit_code == 0, res.output
     assert (root / "cubes" / "trento.zarr").is_dir()
 
@@ -155,7 +155,9 @@ def test_download_then_ingest_by_name_as_in_the_readme(mirror, synthetic, tmp_pa
 def test_ingest_download_end_to_end_with_the_mirror_variable(mirror, monkeypatch, tmp_path):
     root = tmp_path / "ws"
     monkeypatch.setenv("RSMISS_MIRROR", mirror.url)
-    res = run("ingest", "trento", "--download", "--no-patches", "--root", str(root), "--quiet")
+    res = run(
+        "ingest", "trento", "--download", "--no-patches", "--root", str(root), "--no-progress"
+    )
     assert res.exit_code == 0, res.output
     assert (root / "cubes" / "trento.zarr").is_dir()
     assert {r.path for r in mirror.gets()} == {
@@ -388,7 +390,7 @@ def test_augsburg_ouc_variant_downloads_and_ingests_its_index(
     ouc_catalog(tmp_path, ouc_files, archive)
     monkeypatch.setenv("RSMISS_CATALOG", str(tmp_path))
     root = tmp_path / "ws"
-    args = ["ingest", "augsburg-ouc", "--download", "--no-patches", "--quiet"]
+    args = ["ingest", "augsburg-ouc", "--download", "--no-patches", "--no-progress"]
     res = run(*args, "--root", str(root), "--mirror", server.url)
     assert res.exit_code == 0, res.output
     index = scipy.io.loadmat(io.BytesIO(ouc_files["augsburg_index.mat"]))

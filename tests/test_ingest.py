@@ -24,7 +24,7 @@ SMALL = 0.25  # synthetic Trento at 42 x 150 px
 
 
 def cli(*args: str):
-    return CliRunner().invoke(main, [*map(str, args), "--quiet"])
+    return CliRunner().invoke(main, [*map(str, args), "--no-progress"])
 
 
 def assert_bad(res, root: Path, *needles: str) -> None:

@@ -113,6 +113,8 @@ def test_installed_wheel_knows_the_catalog_and_pipelines_from_any_folder(tmp_pat
     raw = elsewhere / "D"
     res = rsmiss_cli(venv, elsewhere, "synth", "trento", "--out", str(raw), "--scale", "0.25")
     assert res.returncode == 0, res.stderr
-    res = rsmiss_cli(venv, elsewhere, "ingest", "trento", "--raw", "D", "--no-patches", "--quiet")
+    res = rsmiss_cli(
+        venv, elsewhere, "ingest", "trento", "--raw", "D", "--no-patches", "--no-progress"
+    )
     assert res.returncode == 0, res.stderr
     assert (elsewhere / "rsmiss-data" / "cubes" / "trento.zarr").is_dir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import torch
@@ -126,6 +127,24 @@ def test_evaluate_on_another_scenario(tmp_path_factory):
     # complete test samples see the same inputs in both scenarios only where the masks agree;
     # the overall score is a valid percentage either way
     assert 0 <= out["overall"]["oa"] <= 100
+
+
+def test_evaluate_without_scenario_skips_other_modality_orders(tmp_path_factory, tmp_path):
+    ref = reference_run(tmp_path_factory)
+    root = tmp_path / "ws"
+    shutil.copytree(ref.root, root, ignore=shutil.ignore_patterns("eval"))
+    built = {p.stem for p in (root / "scenarios" / "trento").glob("*.npz")}
+    args = ["scenarios", "--root", str(root), "--rate", "0.5", "--pattern", "hs"]
+    r = CliRunner().invoke(main, [*args, "--modalities", "lidar,hs"])
+    assert r.exit_code == 0, r.output
+    (other,) = {p.stem for p in (root / "scenarios" / "trento").glob("*.npz")} - built
+    res = CliRunner().invoke(main, ["evaluate", ref.run_id, "--root", str(root)])
+    assert res.exit_code == 0, res.output
+    for sid in built:  # the run's own order: scored; the other order: listed with the reason
+        assert f"{ref.run_id} on {sid}: OA" in res.stdout
+    assert f"skipped {other}: built for modalities ['lidar', 'hs']" in res.stderr
+    scored = {p.stem for p in (root / "runs" / ref.run_id / "eval").glob("*.json")}
+    assert scored == built
 
 
 def test_class_map_png_fits_its_legend_and_keeps_nodata_apart(tmp_path):

@@ -266,7 +266,7 @@ def test_contrastive_on_a_single_sensor_cube_is_one_line(scene_root, tmp_path):
     yml.write_text(yaml.safe_dump(doc))
     root = tmp_path / "r"
     ok("ingest", yml, "--raw", scene_root / "raw" / "trento", "--root", root,
-       "--patch-size", PATCH, "--no-patches", "--quiet")  # fmt: skip
+       "--patch-size", PATCH, "--no-patches", "--no-progress")  # fmt: skip
     res = cli("pretrain", "--root", root, "--dataset", "hsonly", "--objective", "contrastive")
     assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1
     assert "hsonly.zarr" in res.output and "two co-registered sensors" in res.output

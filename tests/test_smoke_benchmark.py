@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import statistics
 from pathlib import Path
 
@@ -98,6 +99,21 @@ def test_rerun_skips_finished_cells_and_gives_the_same_report(smoke_root):
     assert result.exit_code == 0, result.output
     assert "0 runs trained" in result.stdout and "done before, skipped" in result.stderr
     assert report.read_bytes() == before
+
+
+def test_a_failing_cell_still_reports_the_cells_before_it(smoke_root, tmp_path):
+    root = tmp_path / "ws"
+    shutil.copytree(smoke_root, root, ignore=shutil.ignore_patterns("reports"))
+    run_id = next(r["run_id"] for r in _rows(smoke_root) if r["cell_id"].endswith("/mamol/s0"))
+    (root / "runs" / run_id / "metrics.json").write_text("{truncated")  # the third cell's run
+    result = CliRunner().invoke(main, ["benchmark", str(SMOKE), "--root", str(root)])
+    assert result.exit_code != 0
+    failed = "trento/both-r0.70/mamol/s0"
+    assert f"cell {failed} (JSONDecodeError" in result.stderr
+    rows = _rows(root)
+    assert [r["cell_id"] for r in rows] == [f"trento/both-r0.70/mmp/s{s}" for s in (0, 1)]
+    md = (root / "reports" / "smoke" / "report.md").read_text()
+    assert f"**Stopped**: cell {failed} (JSONDecodeError" in md
 
 
 def _execute(notebook: str, env: dict[str, str]) -> list[str]:

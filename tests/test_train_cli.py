@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 from click.testing import CliRunner
-from training_env import TRAIN_ARGS, fresh_workspace, reference_run, rsmiss_subprocess
+from training_env import SCENARIO, TRAIN_ARGS, fresh_workspace, reference_run, rsmiss_subprocess
 
 from rsmiss.cli import main
 
@@ -143,3 +143,20 @@ def test_kill_9_mid_training_resumes_to_identical_metrics(tmp_path_factory):
     curve = (root / "runs" / ref.run_id / "curve.csv").read_text()
     assert curve == (ref.path / "curve.csv").read_text()
     assert json.loads(got)["run_id"] == ref.run_id
+
+
+def test_redirected_log_has_one_line_per_epoch_and_no_bar_frames(tmp_path_factory, tmp_path):
+    """stderr to a file (not a terminal): no progress-bar frames, one summary per epoch."""
+    root = fresh_workspace(tmp_path_factory, "log")
+    args = ["train", "--root", str(root), "--scenario", SCENARIO, "--backbone", "tiny"]
+    args += ["--random-init", "--epochs", "3", "--set", "max_test_samples=200"]
+    args += ["--set", "write_map=false"]
+    with open(tmp_path / "train.log", "w") as log:
+        proc = rsmiss_subprocess(args, stdout=log, stderr=log)
+        assert proc.wait(timeout=300) == 0, (tmp_path / "train.log").read_text()
+    raw = (tmp_path / "train.log").read_bytes()  # read_text() would turn \r into \n
+    assert b"\r" not in raw
+    text = raw.decode()
+    epochs = [line for line in text.splitlines() if ": epoch " in line]
+    assert [line.split(": epoch ")[1].split()[0] for line in epochs] == ["1/3", "2/3", "3/3"]
+    assert all(" loss " in line for line in epochs)

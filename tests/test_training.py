@@ -259,7 +259,7 @@ def test_three_modalities_every_pattern_end_to_end(tmp_path):
 
     root = str(tmp_path)
     cli("synth", "augsburg", "--out", f"{root}/raw/augsburg", "--scale", "0.2", "--seed", "0")
-    cli("ingest", "augsburg", "--root", root, "--patch-size", "3", "--no-patches", "--quiet")
+    cli("ingest", "augsburg", "--root", root, "--patch-size", "3", "--no-patches", "--no-progress")
     mods = ["--modalities", "hs,sar,lidar"]
     cli("scenarios", "--root", root, "--rate", "0.7", "--pattern", "all-subsets", *mods)
     cli("scenarios", "--root", root, "--rate", "0.7", "--pattern", "hs", *mods)

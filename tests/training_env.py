@@ -69,7 +69,7 @@ def _synth_and_ingest(root: Path, *synth_args: str) -> None:
         "--patch-size",
         str(PATCH),
         "--no-patches",
-        "--quiet",
+        "--no-progress",
     )
 
 

@@ -36,7 +36,8 @@ def _stderr(msg: str) -> None:
 
 @dataclass
 class Outcome:
-    """What one pipeline produced: its cells, one record per cell, the report files."""
+    """What one pipeline produced: its cells, one record per cell, the report files, and the
+    cell that stopped it (``failed``: cell id and error) when one raised."""
 
     pipeline: Pipeline
     cells: list[Cell]
@@ -44,6 +45,7 @@ class Outcome:
     report: dict[str, Path] = field(default_factory=dict)
     trained: int = 0
     skipped: int = 0
+    failed: str | None = None
 
 
 def validate_methods(pipe: Pipeline, cells: Sequence[Cell]) -> None:
@@ -337,49 +339,51 @@ def _routing_fields(
 
 
 def run_cells(
-    pipe: Pipeline,
-    cells: Sequence[Cell],
-    ws: Workspace,
-    backbone_weights: str | None,
-    log: Log,
-    progress: bool,
-) -> Outcome:
-    """Train every training cell (skipping finished runs), evaluate the others, collect."""
+    out: Outcome, ws: Workspace, backbone_weights: str | None, log: Log, progress: bool
+) -> None:
+    """Train every training cell of ``out`` (skipping finished runs), evaluate the others,
+    and add each record to ``out`` as soon as it exists.
+
+    The caller owns ``out``, so when a cell raises, the records of the cells before it are
+    still there to report; ``out.failed`` names the cell that raised and the error."""
     from rsmiss.training import execute
 
-    out = Outcome(pipe, list(cells))
+    pipe, cells = out.pipeline, out.cells
     runs: dict[Cell, Any] = {}
     for i, cell in enumerate(cells, 1):
         tag = f"[{i}/{len(cells)}] {cell.cell_id}"
-        train_cell = cell.train_cell
-        if train_cell not in runs:
-            plan = _plan(pipe, train_cell, ws, backbone_weights)
-            t0 = time.perf_counter()
-            runs[train_cell] = execute(plan, progress=progress)
-            if plan.status == "finished":
-                out.skipped += 1
+        try:
+            train_cell = cell.train_cell
+            if train_cell not in runs:
+                plan = _plan(pipe, train_cell, ws, backbone_weights)
+                t0 = time.perf_counter()
+                runs[train_cell] = execute(plan, progress=progress)
+                if plan.status == "finished":
+                    out.skipped += 1
+                else:
+                    out.trained += 1
+                how = (
+                    "done before, skipped"
+                    if plan.status == "finished"
+                    else (f"trained in {time.perf_counter() - t0:.0f} s")
+                )
+                log(f"{tag}: run {plan.config.run_id} {how}")
+            run = runs[train_cell]
+            if cell.is_eval:
+                sid = scenario_of(cell, True)
+                cached = run.path / "eval" / f"{sid}.json"
+                scores = json.loads(cached.read_text()) if cached.is_file() else run.evaluate(sid)
+                log(f"{tag}: evaluated on {sid}")
             else:
-                out.trained += 1
-            how = (
-                "done before, skipped"
-                if plan.status == "finished"
-                else (f"trained in {time.perf_counter() - t0:.0f} s")
-            )
-            log(f"{tag}: run {plan.config.run_id} {how}")
-        run = runs[train_cell]
-        if cell.is_eval:
-            sid = scenario_of(cell, True)
-            cached = run.path / "eval" / f"{sid}.json"
-            scores = json.loads(cached.read_text()) if cached.is_file() else run.evaluate(sid)
-            log(f"{tag}: evaluated on {sid}")
-        else:
-            sid, scores = None, run.metrics or {}
-        rec = _record(cell, run, scores, sid)
+                sid, scores = None, run.metrics or {}
+            rec = _record(cell, run, scores, sid)
+        except BaseException as exc:
+            out.failed = f"{cell.cell_id} ({type(exc).__name__}: {exc})"
+            raise
         out.records.append(rec)
         paper = f" (paper {rec['paper_oa']:.2f})" if rec["paper_oa"] is not None else ""
         oa = "—" if rec["oa"] is None else f"{rec['oa']:.2f}"
         log(f"{tag}: OA {oa}{paper}")
-    return out
 
 
 def report_header(
@@ -387,6 +391,7 @@ def report_header(
     ws: Workspace,
     records: Sequence[dict[str, Any]],
     weights: str | None = None,
+    failed: str | None = None,
 ) -> Any:
     """Header facts read from what actually ran (cube attrs, run configs, perf files)."""
     from rsmiss.ingest.store import read_attrs
@@ -416,6 +421,7 @@ def report_header(
         batch_size=pipe.recipe.batch_size or 128,
         hardware=sorted({r["device"] for r in records if r.get("device")}),
         n_cells=len(expand_groups(pipe)),
+        failed=failed,
     )
 
 
@@ -445,15 +451,14 @@ def run_pipeline(
     build_needed_scenarios(cells, ws, log)
     outcome = Outcome(pipe, cells)
     try:
-        outcome = run_cells(pipe, cells, ws, backbone_weights, log, progress)
+        run_cells(outcome, ws, backbone_weights, log, progress)
     finally:
-        records = outcome.records
-        if records:
-            outcome.report = write_report(
-                ws.reports(pipe.name),
-                report_header(pipe, ws, records, backbone_weights),
-                records,
-            )
+        if outcome.failed:
+            done = len(outcome.records)
+            log(f"cell {outcome.failed} failed; {done} cell(s) finished before it")
+        if outcome.records:
+            header = report_header(pipe, ws, outcome.records, backbone_weights, outcome.failed)
+            outcome.report = write_report(ws.reports(pipe.name), header, outcome.records)
             log(f"report: {outcome.report['markdown']}")
     return outcome
 

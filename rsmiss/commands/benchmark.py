@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rsmiss.commands.options import root_option
+from rsmiss.commands.options import progress_option, root_option, show_progress
 
 
 @click.command("benchmark")
@@ -26,7 +26,7 @@ from rsmiss.commands.options import root_option
     metavar="0,1,2",
     help="Seeds to run, replacing each pipeline's own list (reports: mean ± std over them).",
 )
-@click.option("--progress/--no-progress", default=False, help="Per-epoch progress bars.")
+@progress_option
 def benchmark_cmd(pipelines, root, backbone_weights, dry_run, seeds, progress) -> None:
     """Run PIPELINES (YAML grids under pipelines/): ingest -> scenarios -> train -> report.
 
@@ -43,7 +43,7 @@ def benchmark_cmd(pipelines, root, backbone_weights, dry_run, seeds, progress) -
         backbone_weights=backbone_weights,
         dry_run=dry_run,
         log=log,
-        progress=progress,
+        progress=show_progress(progress),
         seeds=None if seeds is None else parse_seeds(seeds),
     )
     if dry_run:

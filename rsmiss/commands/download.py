@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rsmiss.commands.options import root_option
+from rsmiss.commands.options import progress_option, root_option
 
 MIRROR_HELP = (
     "Fetch from this mirror instead of the catalog's URLs (repeatable; tried in order). A "
@@ -38,8 +38,8 @@ mirror_option = click.option("--mirror", "mirrors", multiple=True, metavar="URL"
     show_default=True,
     help="Architecture whose --weights tag is fetched.",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars (shown only on a terminal).")
-def download_cmd(datasets, root, raw, mirrors, force, weights_tag, backbone, quiet) -> None:
+@progress_option
+def download_cmd(datasets, root, raw, mirrors, force, weights_tag, backbone, progress) -> None:
     """Download the raw files of DATASETS (catalog names or YAML paths) into ROOT/raw/NAME/.
 
     Each file is checked against the catalog's sha256 before it is published; files already
@@ -53,7 +53,6 @@ def download_cmd(datasets, root, raw, mirrors, force, weights_tag, backbone, qui
         raise ConfigError("download: name a dataset (e.g. trento) or pass --weights TAG")
     if raw is not None and len(datasets) != 1:
         raise ConfigError("--raw: takes exactly one dataset; name one, or drop --raw")
-    progress = False if quiet else None
     log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     for name in datasets:
         report = download_dataset(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from rsmiss.commands.download import mirror_option
-from rsmiss.commands.options import root_option
+from rsmiss.commands.options import progress_option, root_option
 
 
 @click.command("ingest")
@@ -47,9 +47,7 @@ from rsmiss.commands.options import root_option
     help="First fetch missing or wrong raw files from the catalog's sources (rsmiss download).",
 )
 @mirror_option
-@click.option(
-    "--quiet", is_flag=True, help="No progress bars (they show only when stderr is a terminal)."
-)
+@progress_option
 def ingest_cmd(
     dataset,
     raw,
@@ -62,7 +60,7 @@ def ingest_cmd(
     force,
     download,
     mirrors,
-    quiet,
+    progress,
 ):
     """Build the cube of DATASET (a catalog name such as trento, or a dataset YAML path).
 
@@ -86,7 +84,7 @@ def ingest_cmd(
             root=root,
             raw=raw,
             mirrors=mirrors,
-            progress=False if quiet else None,
+            progress=progress,
             log=lambda msg: click.echo(msg, err=True),
         )
     ingest(
@@ -99,7 +97,7 @@ def ingest_cmd(
         scheduler=scheduler,
         strict=strict,
         force=force,
-        progress=False if quiet else None,
+        progress=progress,
     )
 
 

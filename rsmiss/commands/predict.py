@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rsmiss.commands.options import root_option
+from rsmiss.commands.options import progress_option, root_option, show_progress
 
 
 @click.command("predict")
@@ -31,7 +31,8 @@ from rsmiss.commands.options import root_option
 @click.option(
     "--batch-size", type=int, default=2048, show_default=True, help="Pixels per forward pass."
 )
-def predict_cmd(run, root, cube, missing, out, batch_size) -> None:
+@progress_option
+def predict_cmd(run, root, cube, missing, out, batch_size, progress) -> None:
     """Classify every pixel of a cube's scene with a trained RUN (id or directory)."""
     from rsmiss.training import load_run
 
@@ -43,7 +44,7 @@ def predict_cmd(run, root, cube, missing, out, batch_size) -> None:
         missing=tuple(m.strip() for value in missing for m in value.split(",") if m.strip()),
         out=out,
         batch_size=batch_size,
-        progress=True,
+        progress=show_progress(progress),
     )
     click.echo(f"wrote {tif} and {tif.with_suffix('.png')}")
 

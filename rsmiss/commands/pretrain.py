@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rsmiss.commands.options import root_option
+from rsmiss.commands.options import progress_option, root_option, show_progress
 
 
 @click.command("pretrain")
@@ -63,7 +63,7 @@ from rsmiss.commands.options import root_option
 @click.option("--devices", type=int, default=1, show_default=True, help="DDP processes.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--force", is_flag=True, help="Replace existing weights of that name.")
-@click.option("--progress/--no-progress", default=True, help="Progress bar on a terminal.")
+@progress_option
 def pretrain_cmd(
     root,
     datasets,
@@ -107,7 +107,7 @@ def pretrain_cmd(
         probe_pixels=probe_pixels,
         devices=devices,
     )
-    result = pretrain(req, root, force=force, progress=progress, log=click.echo)
+    result = pretrain(req, root, force=force, progress=show_progress(progress), log=click.echo)
     click.echo(f"weights: {result.weights}")
     click.echo(f"use it:  rsmiss train --backbone {backbone} --backbone-weights {result.weights}")
 

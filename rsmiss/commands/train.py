@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rsmiss.commands.options import root_option
+from rsmiss.commands.options import progress_option, root_option, show_progress
 
 
 @click.command("train")
@@ -101,6 +101,7 @@ from rsmiss.commands.options import root_option
     show_default=True,
     help="Continue from a run's last checkpoint.",
 )
+@progress_option
 def train_cmd(
     root,
     datasets,
@@ -119,6 +120,7 @@ def train_cmd(
     precision,
     seed,
     resume,
+    progress,
 ) -> None:
     """Train MaMOL or a baseline for every (dataset, scenario, method) asked for.
 
@@ -164,7 +166,7 @@ def train_cmd(
         if plans and plans[0].config.random_init:
             click.echo("note: random backbone (--random-init); results say nothing about CLIP")
     for p in todo:
-        run = execute(p, progress=True)
+        run = execute(p, progress=show_progress(progress))
         if main_rank:
             m = run.metrics or {}
             oa = (m.get("overall") or {}).get("oa")

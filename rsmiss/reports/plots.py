@@ -1,8 +1,10 @@
 """OA vs missing rate, one panel per (dataset, test setting), one line per method.
 
 Solid lines with markers are ours (mean over seeds, error bars = std); dashed lines of the
-same colour are the paper's numbers where it has them. Matplotlib's Agg backend, so it
-works on headless machines; PNG metadata fixed so the same records give the same bytes.
+same colour are the paper's numbers where it has them. Drawn on a ``Figure`` object and
+saved as PNG, never through pyplot, so it works on headless machines and leaves the caller's
+backend (a notebook's inline one) alone; PNG metadata fixed so the same records give the
+same bytes.
 """
 
 from __future__ import annotations
@@ -44,9 +46,7 @@ def _series(records: Sequence[dict[str, Any]]) -> dict[tuple[str, str], dict[str
 def plot_oa_vs_rate(records: Sequence[dict[str, Any]], dest: str | Path, title: str = "") -> bool:
     """Write the figure to ``dest`` atomically; False (and no file) when nothing to plot."""
     import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from rsmiss.workspace import atomic_path
 
@@ -58,8 +58,9 @@ def plot_oa_vs_rate(records: Sequence[dict[str, Any]], dest: str | Path, title: 
     keys = sorted(panels)
     ncol = min(3, len(keys))
     nrow = math.ceil(len(keys) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    fig = Figure(figsize=(4.2 * ncol, 3.4 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     variants = sorted({v for k in keys for v in panels[k]})
     colour = {v: colours[i % len(colours)] for i, v in enumerate(variants)}
     for ax, key in zip(axes.flat, keys, strict=False):
@@ -85,7 +86,6 @@ def plot_oa_vs_rate(records: Sequence[dict[str, Any]], dest: str | Path, title: 
     fig.tight_layout()
     with atomic_path(dest) as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
     return True
 
 

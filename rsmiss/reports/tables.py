@@ -57,6 +57,7 @@ class ReportHeader:
     batch_size: int | None = None
     hardware: list[str] = field(default_factory=list)
     n_cells: int = 0
+    failed: str | None = None  # the cell that stopped the benchmark, and its error
 
 
 # ---------------------------------------------------------------------------- formatting
@@ -371,6 +372,11 @@ def _header(h: ReportHeader, records: Sequence[dict[str, Any]], groups: list[Gro
         f"| Hardware | {'; '.join(h.hardware) or '—'} |",
         f"| Cells | {ran} of {h.n_cells or ran} ran ({len(records)} runs incl. seeds) |",
         "",
+        *(
+            [f"**Stopped**: cell {h.failed} failed; the cells after it did not run.", ""]
+            if h.failed
+            else []
+        ),
         f"> {VILT_NOTE}",
         "",
         "Values are OA/Kappa x 100 (Table 5: OA). Under each row: **ours**, the **paper**'s "

@@ -28,10 +28,27 @@ def _scenario_path(run: Run, scenario: str | os.PathLike[str]) -> Path:
     )
 
 
-def scenario_ids(run: Run) -> list[str]:
-    """Every scenario built for the run's dataset (the default of ``rsmiss evaluate``)."""
+def scenario_ids(run: Run) -> tuple[list[str], dict[str, str]]:
+    """Every scenario built for the run's dataset (the default of ``rsmiss evaluate``), split
+    into those the run can be scored on and the others, each with the reason it cannot
+    (a scenario built for other modalities, or another order of them)."""
+    import numpy as np
+
     folder = Workspace(run.root).scenarios(run.config.dataset)
-    return sorted(p.stem for p in folder.glob("*.npz"))
+    fits: list[str] = []
+    skipped: dict[str, str] = {}
+    for path in sorted(folder.glob("*.npz")):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                mods = [str(m) for m in z["modalities"]]
+        except (OSError, KeyError, ValueError) as exc:
+            skipped[path.stem] = f"unreadable ({exc})"
+            continue
+        if mods != list(run.modalities):
+            skipped[path.stem] = f"built for modalities {mods}, the run has {list(run.modalities)}"
+        else:
+            fits.append(path.stem)
+    return fits, skipped
 
 
 def evaluate_run(

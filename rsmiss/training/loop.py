@@ -12,11 +12,16 @@ The learning rate is a pure function of the global step, and the data order one 
 (seed, epoch), so resuming needs only the parameters, the optimiser moments and the RNG
 states. Inside the step nothing waits on the device: the loss is accumulated on the device
 and read once per epoch.
+
+With ``progress`` a bar shows the samples seen; without it (stderr redirected to a log
+file, where a bar would leave thousands of carriage-return frames) rank 0 writes one line
+per epoch to stderr instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -162,6 +167,15 @@ def should_stop(history: Sequence[dict[str, Any]], patience: int | None) -> bool
     return len(curve) - 1 - best >= patience
 
 
+def _epoch_line(cfg: Any, record: dict[str, Any], seconds: float) -> str:
+    """One epoch in one line, for logs where no progress bar is drawn."""
+    val = f", val OA {record['val_oa']:.2f}" if record.get("val_oa") is not None else ""
+    return (
+        f"{cfg.run_id}: epoch {record['epoch']}/{cfg.epochs} loss {record['train_loss']:.4f}"
+        f"{val} ({seconds:.1f} s)"
+    )
+
+
 def fit(
     *,
     model: torch.nn.Module,
@@ -180,7 +194,8 @@ def fit(
     ``patience`` option); returns throughput figures for perf.json.
 
     ``train_model`` is ``model`` or its DDP wrapper; evaluation uses the bare ``model``.
-    ``on_epoch_end`` writes checkpoints (rank 0) after ``state`` is updated. Each epoch's
+    ``on_epoch_end`` writes checkpoints (rank 0) after ``state`` is updated. ``progress``:
+    a progress bar, else one summary line per epoch on stderr (rank 0). Each epoch's
     record holds ``wall_s``: training seconds since the run started (resumed segments
     added up), for time-to-accuracy; it is a timing, so it stays out of ``curve.csv``.
     """
@@ -214,6 +229,7 @@ def fit(
     for epoch in range(state.epoch, cfg.epochs):
         if should_stop(state.history, patience):  # a resumed run that had already stopped
             break
+        t_epoch = time.perf_counter()
         perm = epoch_permutation(cfg.seed, epoch, n_train)  # host: indexes the host mask too
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         for idx_host, global_n in epoch_batches(perm, cfg.batch_size, rank, world_size):
@@ -268,6 +284,8 @@ def fit(
         state.epoch = epoch + 1
         state.history.append(record)
         bar.set_postfix(loss=f"{record['train_loss']:.4f}", epoch=epoch + 1)
+        if not progress and rank == 0:
+            print(_epoch_line(cfg, record, time.perf_counter() - t_epoch), file=sys.stderr)
         if on_epoch_end is not None:
             on_epoch_end(state)
     bar.close()

@@ -206,10 +206,7 @@ def nodata_colour(palette: list) -> tuple[int, int, int]:
 def _write_png(
     data: np.ndarray, path: Path, class_names: list[str], palette: list, title: str
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     blank = nodata_colour(palette)
@@ -227,7 +224,8 @@ def _write_png(
     # tall enough for one legend row per class (7 pt text), whatever the scene's shape
     height = max(min(10.0, 1.5 + h / 60), 0.6 + 0.16 * len(handles))
     width = min(16.0, 2 + w / 60)
-    fig, ax = plt.subplots(figsize=(width, height))
+    fig = Figure(figsize=(width, height))  # no pyplot: the caller's backend stays as it is
+    ax = fig.subplots()
     ax.imshow(rgb, interpolation="nearest")
     ax.set_axis_off()
     if title:  # wrapped to the image's width (about 13 characters per inch at 9 pt)
@@ -238,4 +236,3 @@ def _write_png(
     with atomic_path(path) as tmp:
         # "tight" grows the saved area to the legend and the title instead of clipping them
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", pad_inches=0.1)
-    plt.close(fig)

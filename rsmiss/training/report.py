@@ -1,4 +1,9 @@
-"""Per-run plots and the training-curve CSV (matplotlib, Agg, written atomically)."""
+"""Per-run plots and the training-curve CSV (written atomically).
+
+Each plot is drawn on its own ``matplotlib.figure.Figure`` and saved as PNG, never through
+pyplot: library code must not switch the process's backend (a notebook's inline one) or
+keep figures alive in pyplot's global registry.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,6 @@ import numpy as np
 from rsmiss.workspace import atomic_path, write_text_atomic
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def write_curve(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """``curve.csv`` (one row per epoch, deterministic: no timings) and ``curve.png`` (loss,
     val OA when present, and val OA against training wall time: time to accuracy)."""
@@ -27,9 +23,11 @@ def write_curve(run_dir: Path, history: list[dict[str, Any]]) -> None:
     ]
     lines = [",".join(cols)] + [",".join(str(h.get(c, "")) for c in cols) for h in history]
     write_text_atomic(run_dir / "curve.csv", "\n".join(lines) + "\n")
-    plt = _plt()
+    from matplotlib.figure import Figure
+
     timed = "val_oa" in cols and all("wall_s" in h for h in history)
-    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 6, 3.5))
+    fig = Figure(figsize=(11 if timed else 6, 3.5))
+    axes = fig.subplots(1, 2 if timed else 1)
     ax = axes[0] if timed else axes
     if timed:
         axes[1].plot([h["wall_s"] for h in history], [h.get("val_oa") for h in history], "o-")
@@ -48,18 +46,19 @@ def write_curve(run_dir: Path, history: list[dict[str, Any]]) -> None:
     fig.tight_layout()
     with atomic_path(run_dir / "curve.png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def write_confusion_png(
     path: Path, cm: list[list[int]], class_names: list[str], title: str
 ) -> None:
     """Row-normalised confusion matrix (recall per true class), counts annotated."""
-    plt = _plt()
+    from matplotlib.figure import Figure
+
     m = np.asarray(cm, dtype=float)
     norm = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     k = len(m)
-    fig, ax = plt.subplots(figsize=(2 + 0.5 * k, 1.5 + 0.5 * k))
+    fig = Figure(figsize=(2 + 0.5 * k, 1.5 + 0.5 * k))
+    ax = fig.subplots()
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     names = class_names or [str(i + 1) for i in range(k)]
     ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
@@ -82,13 +81,12 @@ def write_confusion_png(
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def write_routing_png(path: Path, routing: dict[str, Any], title: str) -> None:
     """Heat-map of expert share per missing pattern (rows) and expert (columns), one panel
     per adapted block, annotated with the shares and each block's pattern separation
-    (fields documented in rsmiss.models.routing). A matplotlib Figure, no pyplot state."""
+    (fields documented in rsmiss.models.routing)."""
     from matplotlib.figure import Figure
 
     blocks = routing["blocks"]
