@@ -47,8 +47,8 @@ DEMO_PATCH = 3
 PRETRAIN_DATASET = "houston2013"
 PRETRAIN_SCALE = 0.3
 PRETRAIN_OBJECTIVE = "contrastive"
-PRETRAIN_EPOCHS = 3
-PRETRAIN_PIXELS = 12000
+PRETRAIN_EPOCHS = 4
+PRETRAIN_PIXELS = 20000
 METHODS = ("baseline", "mamol")
 DEMO_SEEDS = (0, 1)  # two seeds: each number is printed as mean ± std over them
 PATTERNS = (
@@ -244,11 +244,11 @@ def _probe_line(provenance: Path) -> str | None:
             (f"{m} alone", v) for m, v in r.get("by_modality", {}).items()
         ]
         parts += [
-            f"{d} {view} {v['random_oa']:.2f} random -> {v['pretrained_oa']:.2f} pretrained"
-            for view, v in views
+            f"{d} {view} {v['random_oa']:.2f} -> {v['pretrained_oa']:.2f}" for view, v in views
         ]
+    if not parts:
+        return None
     return (
-        "linear probe OA on the pretraining scene's training pixels: " + "; ".join(parts)
-        if parts
-        else None
+        "linear probe OA on the pretraining scene's training pixels (random -> pretrained "
+        "encoder): " + "; ".join(parts)
     )
