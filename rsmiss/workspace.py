@@ -118,6 +118,14 @@ def atomic_path(dest: str | os.PathLike[str], *, is_dir: bool = False) -> Iterat
         raise
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file, read in chunks (``hashlib.file_digest``): the one hash helper."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
 def write_bytes_atomic(dest: str | os.PathLike[str], data: bytes) -> None:
     with atomic_path(dest) as tmp:
         tmp.write_bytes(data)

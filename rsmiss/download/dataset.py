@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 from rsmiss.catalog import DatasetSpec, SourceSpec, load_catalog
 from rsmiss.download.http import DISK_FULL, DownloadError, disk_full_error, fetch
 from rsmiss.errors import ConfigError, DataError
-from rsmiss.workspace import Workspace, atomic_path
+from rsmiss.workspace import Workspace, atomic_path, file_sha256
 
 MIRROR_ENV = "RSMISS_MIRROR"
 SYNTHETIC_MARKER = "SYNTHETIC"  # written beside the files by `rsmiss synth`
@@ -42,14 +42,6 @@ class DownloadReport:
     raw: Path
     fetched: list[str] = field(default_factory=list)
     present: list[str] = field(default_factory=list)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_mirrors(mirrors: tuple[str, ...] | list[str] | None) -> list[str]:
@@ -80,7 +72,7 @@ def mirrored(urls: list[str], mirrors: list[str]) -> list[str]:
 def _is_correct(path: Path, sha256: str | None) -> bool:
     if not path.is_file():
         return False
-    return sha256 is None or sha256_file(path) == sha256
+    return sha256 is None or file_sha256(path) == sha256
 
 
 class _Archive:
@@ -229,7 +221,7 @@ def _fetch_source(
         url = fetch(mirrored(src.urls, mirrors), download, progress=progress, log=log)
         log(f"{src.name}: fetched from {url}")
     if src.sha256 is not None and src.is_archive:
-        got = sha256_file(download)
+        got = file_sha256(download)
         if got != src.sha256:
             download.unlink()
             raise _mismatch(src.name, src.sha256, got, download)

@@ -26,7 +26,7 @@ from rsmiss.ingest.labels import Split, build_split
 from rsmiss.ingest.stats import BandStats, scan_modality, tqdm_disable
 from rsmiss.ingest.store import CUBE_FORMAT, finished_cube_id
 from rsmiss.io import check_shape, open_source
-from rsmiss.workspace import TMP_PREFIX, Workspace
+from rsmiss.workspace import TMP_PREFIX, Workspace, file_sha256
 
 MARKER = "SYNTHETIC"
 
@@ -46,14 +46,6 @@ class IngestResult:
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def sha256_file(path: Path, bufsize: int = 8 * 2**20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_marker(raw: Path) -> dict[str, Any] | None:
@@ -80,7 +72,7 @@ def check_marker(raw: Path, marker: dict[str, Any] | None) -> None:
     sums = marker.get("sha256")
     for name, digest in sorted(sums.items() if isinstance(sums, dict) else []):
         path = raw / name
-        if not path.is_file() or sha256_file(path) != digest:
+        if not path.is_file() or file_sha256(path) != digest:
             dataset = marker.get("dataset", "DATASET")
             raise DataError(
                 f"{raw / MARKER}: an interrupted rsmiss synth left a partial set of files "
@@ -143,7 +135,7 @@ def _checksums(
         file=sys.stderr,
         disable=tqdm_disable(progress),
     ):
-        digest = sha256_file(raw / fs.file)
+        digest = file_sha256(raw / fs.file)
         matched = None if fs.sha256 is None else digest == fs.sha256
         out[fs.file] = {"sha256": digest, "expected": fs.sha256, "matched": matched}
         if matched is False:
@@ -158,7 +150,7 @@ def _checksums(
         for side in _raster_files(raw / fs.file, fs):
             name = os.path.relpath(side, raw)
             if name not in out:
-                out[name] = {"sha256": sha256_file(side), "expected": None, "matched": None}
+                out[name] = {"sha256": file_sha256(side), "expected": None, "matched": None}
     return dict(sorted(out.items())), warnings
 
 

@@ -11,7 +11,6 @@ GPU, no sequence-first copies under autograd).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 import zipfile
@@ -26,6 +25,7 @@ from open_clip.transformer import LayerNorm, QuickGELU, VisionTransformer
 from torch import nn
 
 from rsmiss.errors import ConfigError, DataError
+from rsmiss.workspace import file_sha256
 
 
 @dataclass(frozen=True)
@@ -200,14 +200,6 @@ def backbone_config(name: str) -> VisionConfig:
     return BACKBONES[key]
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
     """Tensors of one weights file, plus the activation the format implies (None: unknown)."""
     if path.suffix == ".safetensors":
@@ -284,7 +276,7 @@ def read_backbone_weights(spec: str | Path) -> tuple[dict[str, torch.Tensor], st
         from rsmiss.models.pretrained import tag_activation
 
         implied = tag_activation(weights_file)
-    return tensors, activation or implied, sha256_file(weights_file)
+    return tensors, activation or implied, file_sha256(weights_file)
 
 
 def load_visual_state(tower: VisionTower, tensors: dict[str, torch.Tensor], source: str) -> None:

@@ -20,10 +20,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from rsmiss.download.dataset import mirrored, resolve_mirrors, sha256_file
+from rsmiss.download.dataset import mirrored, resolve_mirrors
 from rsmiss.download.http import DownloadError
 from rsmiss.errors import ConfigError
-from rsmiss.workspace import Workspace, atomic_path
+from rsmiss.workspace import Workspace, atomic_path, file_sha256
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
@@ -107,7 +107,7 @@ def _sha_failure(exc: Exception, url: str, cache: Path) -> str | None:
         return None
     target = cache / os.path.basename(url)
     expected = url.split("/")[-2]  # open_clip's convention for OpenAI URLs
-    got = sha256_file(target) if target.is_file() else "?"
+    got = file_sha256(target) if target.is_file() else "?"
     target.unlink(missing_ok=True)
     return f"sha256 mismatch: expected {expected}, got {got}"
 
@@ -139,7 +139,7 @@ def fetch_weights(
         )
     cached = cached_weights(ws, backbone, tag)
     if cached is not None and not force:
-        return cached, sha256_file(cached)
+        return cached, file_sha256(cached)
     cfg = _pretrained_cfg(name, tag)
     cache = ws.root / "downloads" / "open_clip"
     cache.mkdir(parents=True, exist_ok=True)
@@ -168,7 +168,7 @@ def fetch_weights(
             os.replace(source, tmp)
         for stale in cache.glob("models--*"):  # the Hub's snapshot now points at nothing
             shutil.rmtree(stale, ignore_errors=True)
-        digest = sha256_file(dest)
+        digest = file_sha256(dest)
         log(f"{name} {tag}: {dest} (sha256 {digest})")
         return dest, digest
     raise DownloadError(

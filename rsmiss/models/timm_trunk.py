@@ -181,9 +181,9 @@ def fetch_torchgeo_weights(
     """(path, sha256) of a torchgeo weight enum's file in ROOT/weights/, fetched if absent."""
     import torchgeo.models as tgm
 
-    from rsmiss.download.dataset import mirrored, resolve_mirrors, sha256_file
+    from rsmiss.download.dataset import mirrored, resolve_mirrors
     from rsmiss.download.http import DownloadError
-    from rsmiss.workspace import Workspace
+    from rsmiss.workspace import Workspace, file_sha256
 
     log = log or (lambda _msg: None)
     enum_name, _, member = tag[len(WEIGHTS_PREFIX) :].partition(".")
@@ -203,7 +203,7 @@ def fetch_torchgeo_weights(
     ws = Workspace(root)
     dest = ws.weights / os.path.basename(weights.url)
     if dest.is_file():
-        return dest, sha256_file(dest)
+        return dest, file_sha256(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in mirrored([weights.url], resolve_mirrors(mirrors)):
@@ -214,7 +214,7 @@ def fetch_torchgeo_weights(
         except Exception as exc:  # noqa: BLE001 - urllib errors and torch.hub's hash check
             failures.append(f"{url}: {' '.join(str(exc).split())[:200]}")
             continue
-        return dest, sha256_file(dest)
+        return dest, file_sha256(dest)
     raise DownloadError(
         f"cannot download {tag} ({'; '.join(failures)}); place {dest.name} (from "
         f"{weights.url}) at {dest} or pass --backbone-weights PATH",

@@ -31,7 +31,7 @@ from rsmiss.errors import ConfigError, DataError
 from rsmiss.models.backbone import PRETRAIN_FORMAT as FORMAT
 from rsmiss.pretrain.objectives import OBJECTIVES, PretrainModel
 from rsmiss.pretrain.pixels import PixelSet, load_pixels
-from rsmiss.workspace import Workspace, atomic_path, write_json_atomic
+from rsmiss.workspace import Workspace, atomic_path, file_sha256, write_json_atomic
 
 Log = Callable[[str], None]
 
@@ -205,21 +205,12 @@ def _read_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
     return ckpt
 
 
-def _train(
-    info: Any,
-    req: PretrainRequest,
-    sets: list[PixelSet],
-    patch: int,
-    fingerprint: str,
-    ckpt_path: Path,
-    progress: bool,
-    log: Log,
-) -> None:
+def _train(info: Any, *args: Any) -> None:
     """One rank's pretraining loop (rank 0 writes the checkpoints)."""
     was = torch.are_deterministic_algorithms_enabled()
     warn = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
-        _train_rank(info, req, sets, patch, fingerprint, ckpt_path, progress, log)
+        _train_rank(info, *args)
     finally:  # an in-process run leaves the caller's global setting as it found it
         torch.use_deterministic_algorithms(was, warn_only=warn)
 
@@ -325,11 +316,6 @@ def tower_state(model: PretrainModel) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous().clone() for k, v in model.tower.state_dict().items()}
 
 
-def weights_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
 @dataclass
 class PretrainResult:
     weights: Path
@@ -358,7 +344,7 @@ def pretrain(
     meta_path = out.with_suffix(".json")
     if out.is_file() and meta_path.is_file() and not force:
         prov = _read_provenance(meta_path)
-        if prov.get("fingerprint") == fingerprint and prov.get("sha256") == weights_sha256(out):
+        if prov.get("fingerprint") == fingerprint and prov.get("sha256") == file_sha256(out):
             log(f"{out}: up to date (same request, same cubes)")
             return PretrainResult(out, prov, up_to_date=True)
         raise ConfigError(
@@ -491,7 +477,7 @@ def _publish(out: Path, meta_path: Path, state: dict[str, torch.Tensor], prov: d
     metadata = {FORMAT: json.dumps(summary, sort_keys=True)}
     with atomic_path(out) as tmp:
         save_file(state, str(tmp), metadata=metadata)
-    prov["sha256"] = weights_sha256(out)
+    prov["sha256"] = file_sha256(out)
     write_json_atomic(meta_path, prov)
 
 

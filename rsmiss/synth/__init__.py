@@ -11,7 +11,6 @@ leaves a folder that passes for real data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -33,6 +32,7 @@ from rsmiss.synth.specs import (
     scaled_counts,
     scaled_shape,
 )
+from rsmiss.workspace import file_sha256
 
 GENERATOR_VERSION = "1"
 MARKER = "SYNTHETIC"
@@ -148,7 +148,7 @@ def synthesize(
             "real_from": str(real) if real is not None else None,
             "scale": scale,
             "seed": int(seed),
-            "sha256": {n: _sha256(tmp / n) for n in names},
+            "sha256": {n: file_sha256(tmp / n) for n in names},
             "version": GENERATOR_VERSION,
         }
         _publish(tmp, out, marker)
@@ -161,14 +161,6 @@ def _layout_error() -> type[Exception]:
     from rsmiss.synth.scene import LayoutError
 
     return LayoutError
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 * 2**20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_marker(tmp: Path, out: Path, marker: dict, state: str) -> None:

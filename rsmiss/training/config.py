@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmiss.errors import ConfigError
+from rsmiss.workspace import file_sha256 as workspace_sha256
 
 DEFAULT_EPOCHS = 30
 """Default epoch count (the paper gives none).
@@ -207,11 +208,7 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     st = p.stat()
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 22), b""):
-                h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
+        _SHA_CACHE[key] = workspace_sha256(p)
     return _SHA_CACHE[key]
 
 
