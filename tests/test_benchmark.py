@@ -183,6 +183,33 @@ def test_bad_recipe_fails_before_anything_runs(tmp_path, recipe, named):
     assert "bad.yaml: recipe" in line and named in line, line
 
 
+@pytest.mark.parametrize(
+    ("block", "named"),
+    [
+        (
+            "datasets:\n  trento:\n    synthetic: {scale: 0.05}\n    ingest: {patchsize: 7}\n",
+            "patchsize",
+        ),
+        (
+            "datasets:\n  trento:\n    synthetic: {scale: 0.05}\n    ingest: {workers: 0}\n",
+            "workers",
+        ),
+        ("recipe:\n  patch_size: 7\n", "recipe.patch_size"),
+    ],
+)
+def test_bad_dataset_block_fails_before_anything_is_synthesised(tmp_path, block, named):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        block + "grid:\n  - datasets: [trento]\n    rates: [0.5]\n    settings: [both]\n"
+        "    methods: [mamol]\n"
+    )
+    result = CliRunner().invoke(main, ["benchmark", str(bad), "--root", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and "bad.yaml: field" in line and named in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
 def test_missing_inputs_lists_every_raw_file_and_the_weights(tmp_path):
     pipes = [load_pipeline(PIPES / f"{n}.yaml") for n in ("paper-table1", "paper-table3")]
     (tmp_path / "raw" / "trento").mkdir(parents=True)

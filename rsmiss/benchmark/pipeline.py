@@ -34,12 +34,29 @@ class SynthSpec(StrictModel):
     seed: int = Field(0, ge=0)
 
 
+class IngestOptions(StrictModel):
+    """The ``ingest()`` keywords a pipeline may set; checked before anything is synthesised."""
+
+    patch_size: int = Field(14, gt=0)
+    patches: bool = True
+    workers: int | None = Field(None, gt=0)
+    scheduler: str | None = None
+    strict: bool = False
+    force: bool = False
+
+    @model_validator(mode="after")
+    def _one_executor(self) -> IngestOptions:
+        if self.workers is not None and self.scheduler is not None:
+            raise ValueError("give workers or scheduler, not both")
+        return self
+
+
 class DatasetEntry(StrictModel):
     """Per-dataset settings: default modalities, synthetic stand-in, ingest options."""
 
     modalities: list[str] | None = None
     synthetic: SynthSpec | None = None
-    ingest: dict[str, Any] = Field(default_factory=dict)
+    ingest: IngestOptions = Field(default_factory=IngestOptions)
 
 
 class PretrainSpec(StrictModel):
@@ -92,7 +109,6 @@ class Recipe(StrictModel):
     )
     batch_size: int | None = Field(None, gt=0)
     lr: float | None = Field(None, gt=0)
-    patch_size: int | None = Field(None, gt=0)
     precision: str | None = None
     devices: int | None = Field(None, gt=0, description="GPUs per run (DDP); default 1")
     train_options: dict[str, Any] = Field(default_factory=dict)

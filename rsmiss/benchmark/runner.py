@@ -154,7 +154,11 @@ def prepare_data(pipe: Pipeline, ws: Workspace, log: Log, progress: bool) -> Non
             log(f"{ds}: synthesising raw files into {raw} (scale {entry.synthetic.scale})")
             synthesize(ds, raw, seed=entry.synthetic.seed, scale=entry.synthetic.scale)
         ingest(
-            ds, root=ws.root, progress=progress, log=_quiet_synthetic(raw, ds, log), **entry.ingest
+            ds,
+            root=ws.root,
+            progress=progress,
+            log=_quiet_synthetic(raw, ds, log),
+            **entry.ingest.model_dump(exclude_unset=True),
         )
 
 
