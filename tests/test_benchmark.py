@@ -210,6 +210,40 @@ def test_bad_dataset_block_fails_before_anything_is_synthesised(tmp_path, block,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
 
 
+@pytest.mark.parametrize(
+    ("marker", "got"),
+    [
+        ({"dataset": "trento", "scale": 0.1, "seed": 0}, "synthetic scale 0.1, seed 0"),
+        ({"dataset": "trento", "scale": 0.05, "seed": 3}, "synthetic scale 0.05, seed 3"),
+        (None, "real"),
+    ],
+)
+def test_raw_files_of_another_synthetic_scene_are_refused(tmp_path, marker, got):
+    from rsmiss.benchmark.preflight import raw_files
+
+    raw = tmp_path / "raw" / "trento"
+    raw.mkdir(parents=True)
+    for name in raw_files("trento"):
+        (raw / name).write_bytes(b"x")
+    if marker is not None:
+        (raw / "SYNTHETIC").write_text(json.dumps({**marker, "state": "complete"}))
+    before = sorted(p.name for p in raw.iterdir())
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(
+        "recipe: {backbone: tiny, random_init: true}\n"
+        "datasets:\n  trento:\n    synthetic: {scale: 0.05, seed: 0}\n"
+        "grid:\n  - datasets: [trento]\n    rates: [0.5]\n    settings: [both]\n"
+        "    methods: [mamol]\n"
+    )
+    result = CliRunner().invoke(main, ["benchmark", str(pipe), "--root", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert "\n" not in line and str(raw) in line and got in line, line
+    assert "synthetic scale 0.05, seed 0" in line.split(" asks for ")[1], line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml", "raw"]
+    assert sorted(p.name for p in raw.iterdir()) == before
+
+
 def test_missing_inputs_lists_every_raw_file_and_the_weights(tmp_path):
     pipes = [load_pipeline(PIPES / f"{n}.yaml") for n in ("paper-table1", "paper-table3")]
     (tmp_path / "raw" / "trento").mkdir(parents=True)

@@ -147,6 +147,7 @@ def prepare_data(pipe: Pipeline, ws: Workspace, log: Log, progress: bool) -> Non
     from rsmiss.ingest.pipeline import ingest
     from rsmiss.synth import synthesize
 
+    check_synthetic(pipe, ws)
     for ds in pipe.prepared_datasets():
         entry = pipe.entry(ds)
         raw = ws.raw(ds)
@@ -159,6 +160,36 @@ def prepare_data(pipe: Pipeline, ws: Workspace, log: Log, progress: bool) -> Non
             progress=progress,
             log=_quiet_synthetic(raw, ds, log),
             **entry.ingest.model_dump(exclude_unset=True),
+        )
+
+
+def check_synthetic(pipe: Pipeline, ws: Workspace) -> None:
+    """Raw files a ``synthetic:`` dataset finds already there must be the ones it asks for.
+
+    Otherwise the run, its report and the demo's headline would say "synthetic, scale s"
+    about real files or another scale's scene. Checked for every dataset before anything is
+    synthesised or ingested.
+    """
+    from rsmiss.benchmark.preflight import raw_files
+    from rsmiss.synth import read_marker
+
+    for ds in pipe.prepared_datasets():
+        want = pipe.entry(ds).synthetic
+        raw = ws.raw(ds)
+        if want is None or not any((raw / f).is_file() for f in raw_files(ds)):
+            continue
+        marker = read_marker(raw)
+        if marker is None:
+            got = "real (no SYNTHETIC marker)"
+        elif marker.get("scale") != want.scale or marker.get("seed") != want.seed:
+            got = f"synthetic scale {marker.get('scale')}, seed {marker.get('seed')}"
+        else:
+            continue
+        where = pipe.path or pipe.name
+        raise ConfigError(
+            f"{raw}: the raw files are {got} but {where} asks for synthetic scale "
+            f"{want.scale}, seed {want.seed}; use another --root, or remove the folder to "
+            "synthesise it again"
         )
 
 
