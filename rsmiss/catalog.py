@@ -60,9 +60,23 @@ class FileSpec(StrictModel):
         None, description="axis order of a MATLAB array (default: hw for 2-D, hwc for 3-D)"
     )
     shape: tuple[int, ...] | None = Field(None, description="expected array shape, as stored")
-    dtype: str | None = Field(None, description="expected dtype (informative)")
+    dtype: str | None = Field(
+        None, description="expected dtype; ingest warns on another (--strict: refuses)"
+    )
     sha256: str | None = Field(None, description="expected checksum; mismatch warns")
     nodata: float | None = Field(None, description="nodata value (overrides the file's own)")
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str | None) -> str | None:
+        import numpy as np
+
+        if v is not None:
+            try:
+                np.dtype(v)
+            except TypeError:
+                raise ValueError(f"{v!r} is not a dtype (uint8, uint16, float32, ...)") from None
+        return v
 
     @field_validator("sha256")
     @classmethod

@@ -739,6 +739,38 @@ def test_checksum_mismatch_warns_and_strict_fails(trento_copy, tmp_path):
     )
 
 
+def test_dtype_mismatch_warns_and_strict_fails(trento_copy, tmp_path):
+    import scipy.io
+
+    lidar = scipy.io.loadmat(trento_copy / "Italy_lidar.mat")["data"]
+    scipy.io.savemat(trento_copy / "Italy_lidar.mat", {"data": lidar.astype(np.float64)})
+    yml = user_yaml(tmp_path)
+    root = tmp_path / "root"
+    assert_bad(
+        cli("ingest", yml, "--raw", trento_copy, "--root", root, "--strict"),
+        root,
+        "Italy_lidar.mat",
+        "dtype float64",
+        "float32",
+        "--strict",
+    )
+    res = cli("ingest", yml, "--raw", trento_copy, "--root", root, "--no-patches")
+    assert res.exit_code == 0, res.output
+    warned = [ln for ln in res.output.splitlines() if ln.startswith("warning:")]
+    assert len(warned) == 1 and "Italy_lidar.mat: dtype float64" in warned[0], res.output
+
+
+@pytest.mark.parametrize("dataset", ["trento", "houston2013", "augsburg"])
+def test_synthetic_files_have_the_catalog_dtypes(dataset, tmp_path):
+    from rsmiss.catalog import load_catalog
+    from rsmiss.io import dtype_mismatch
+
+    raw = synthesize(dataset, tmp_path / dataset, seed=0, scale=0.1)
+    files = load_catalog(dataset).files().values()
+    assert any(fs.dtype for fs in files)
+    assert [dtype_mismatch(raw / fs.file, fs) for fs in files] == [None] * len(files)
+
+
 def test_bad_flags_are_one_line_errors(small_trento, tmp_path):
     root = tmp_path / "root"
     assert_bad(

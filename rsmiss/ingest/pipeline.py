@@ -25,7 +25,7 @@ from rsmiss.ingest.grid import Aligned, Grid
 from rsmiss.ingest.labels import Split, build_split
 from rsmiss.ingest.stats import BandStats, scan_modality, tqdm_disable
 from rsmiss.ingest.store import CUBE_FORMAT, finished_cube_id
-from rsmiss.io import check_shape, open_source
+from rsmiss.io import check_shape, dtype_mismatch, open_source
 from rsmiss.workspace import TMP_PREFIX, Workspace, file_sha256
 
 MARKER = "SYNTHETIC"
@@ -143,6 +143,11 @@ def _checksums(
                 f"{raw / fs.file}: sha256 {digest[:12]}... does not match the catalog's "
                 f"{fs.sha256[:12]}... (a different or modified copy)"
             )
+            if strict:
+                raise DataError(msg + "; drop --strict to ingest it anyway")
+            warnings.append(msg)
+            log(f"warning: {msg}")
+        if (msg := dtype_mismatch(raw / fs.file, fs)) is not None:
             if strict:
                 raise DataError(msg + "; drop --strict to ingest it anyway")
             warnings.append(msg)

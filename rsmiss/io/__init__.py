@@ -21,6 +21,7 @@ __all__ = [
     "Roi",
     "RoiFile",
     "check_shape",
+    "dtype_mismatch",
     "expected_bands",
     "mat_keys",
     "open_mat",
@@ -81,3 +82,44 @@ def check_shape(src: RasterSource, spec, *, spatial: bool = True) -> None:
             f"{src.path}: array {what} {found} is not the catalog's {tuple(expected)}; "
             "wrong file, key or band count"
         )
+
+
+# scipy.io.whosmat names MATLAB classes, not numpy dtypes.
+_MAT_CLASSES = {"double": "float64", "single": "float32", "logical": "bool"}
+
+
+def dtype_mismatch(path: str | Path, spec) -> str | None:
+    """Why the stored dtype of raster file ``path`` is not the catalog's ``dtype``, or None.
+
+    Read from the file's header (``whosmat``, HDF5, GDAL) without loading the array, so
+    ingest can report it beside the checksums before anything is read.
+    """
+    import numpy as np
+
+    if spec.dtype is None or spec.reader not in ("mat", "geotiff", "envi"):
+        return None
+    path = Path(path)
+    if spec.reader != "mat":
+        import rasterio
+
+        with rasterio.open(path) as ds:
+            found = np.dtype(ds.dtypes[0])
+    else:
+        from rsmiss.io.mat import _pick_key, is_hdf5
+
+        name = _pick_key(path, spec.key, mat_keys(path))
+        if is_hdf5(path):
+            import h5py
+
+            with h5py.File(path, "r") as fh:
+                found = np.dtype(fh[name].dtype)
+        else:
+            import scipy.io
+
+            cls = next(c for n, _s, c in scipy.io.whosmat(path) if n == name)
+            found = np.dtype(_MAT_CLASSES.get(cls, cls))
+    if found == np.dtype(spec.dtype):
+        return None
+    return (
+        f"{path}: dtype {found} is not the catalog's {spec.dtype} (a different or converted copy)"
+    )
