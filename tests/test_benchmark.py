@@ -207,6 +207,16 @@ def test_missing_inputs_lists_every_raw_file_and_the_weights(tmp_path):
     assert "--backbone-weights openai" in msg  # the tag is offered
 
 
+def test_missing_weights_are_named_for_the_pipeline_backbone(tmp_path):
+    pipe = load_pipeline(PIPES / "paper-table5.yaml")
+    pipe = pipe.model_copy(
+        update={"recipe": pipe.recipe.model_copy(update={"backbone": "vit-l-14"})}
+    )
+    weights = [m for m in missing_inputs([pipe], tmp_path) if m.what == "weights"]
+    assert [m.path for m in weights] == [str(tmp_path / "weights" / "ViT-L-14.pt")]
+    assert "ViT-L-14" in weights[0].source and "ViT-B-16" not in weights[0].source
+
+
 def test_benchmark_without_data_stops_at_once(tmp_path):
     result = CliRunner().invoke(
         main, ["benchmark", str(PIPES / "paper-table5.yaml"), "--root", str(tmp_path)]
