@@ -217,6 +217,19 @@ def test_missing_weights_are_named_for_the_pipeline_backbone(tmp_path):
     assert "ViT-L-14" in weights[0].source and "ViT-B-16" not in weights[0].source
 
 
+def test_weights_of_another_backbone_stop_the_preflight(tmp_path):
+    import torch
+
+    from rsmiss.models.backbone import TINY, VisionTower, WeightsMisfit
+
+    w = tmp_path / "tiny.pt"
+    torch.save(VisionTower(TINY).state_dict(), w)
+    pipe = load_pipeline(PIPES / "paper-table5.yaml")
+    with pytest.raises(WeightsMisfit, match=r"holds tiny weights, not ViT-B-16") as err:
+        missing_inputs([pipe], tmp_path, backbone_weights=str(w))
+    assert str(w) in str(err.value)
+
+
 def test_benchmark_without_data_stops_at_once(tmp_path):
     result = CliRunner().invoke(
         main, ["benchmark", str(PIPES / "paper-table5.yaml"), "--root", str(tmp_path)]
