@@ -113,12 +113,16 @@ def test_fig4_cells_and_no_paper_numbers():
     assert scenario_of(c) == "both-r0.50-s0" and scenario_of(c, True) == "hs-r0.50-s0"
 
 
-def test_packaged_paper_tables_equal_the_shared_copy():
-    if not SHARED_PAPER.is_dir():
-        pytest.skip("../shared/data/paper not present beside the checkout")
+def test_packaged_paper_tables_equal_the_shipped_csvs():
+    """load_table reads the CSVs shipped in the package; beside a checkout that has
+    ../shared/data/paper, the shipped copy must also equal that source."""
+    shipped = Path(paper.__file__).parent / "paper_tables"
     for name in paper.PAPER_TABLES:
-        shared = list(csv.DictReader(io.StringIO((SHARED_PAPER / f"{name}.csv").read_text())))
-        assert list(paper.load_table(name)) == shared
+        text = (shipped / f"{name}.csv").read_text()
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert rows and list(paper.load_table(name)) == rows
+        if SHARED_PAPER.is_dir():
+            assert text == (SHARED_PAPER / f"{name}.csv").read_text(), name
 
 
 def test_bad_pipeline_field_names_file_and_field(tmp_path):
@@ -262,6 +266,29 @@ def test_missing_inputs_lists_every_raw_file_and_the_weights(tmp_path):
     msg = missing_message(missing)
     assert "\n" not in msg and "rsmiss download houston2013" in msg and "ViT-B-16.pt" in msg
     assert "--backbone-weights openai" in msg  # the tag is offered
+
+
+def test_missing_weights_are_named_for_the_pipeline_backbone(tmp_path):
+    pipe = load_pipeline(PIPES / "paper-table5.yaml")
+    pipe = pipe.model_copy(
+        update={"recipe": pipe.recipe.model_copy(update={"backbone": "vit-l-14"})}
+    )
+    weights = [m for m in missing_inputs([pipe], tmp_path) if m.what == "weights"]
+    assert [m.path for m in weights] == [str(tmp_path / "weights" / "ViT-L-14.pt")]
+    assert "ViT-L-14" in weights[0].source and "ViT-B-16" not in weights[0].source
+
+
+def test_weights_of_another_backbone_stop_the_preflight(tmp_path):
+    import torch
+
+    from rsmiss.models.backbone import TINY, VisionTower, WeightsMisfit
+
+    w = tmp_path / "tiny.pt"
+    torch.save(VisionTower(TINY).state_dict(), w)
+    pipe = load_pipeline(PIPES / "paper-table5.yaml")
+    with pytest.raises(WeightsMisfit, match=r"holds tiny weights, not ViT-B-16") as err:
+        missing_inputs([pipe], tmp_path, backbone_weights=str(w))
+    assert str(w) in str(err.value)
 
 
 def test_benchmark_without_data_stops_at_once(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+import pytest
 from click.testing import CliRunner
 
 import rsmiss
@@ -16,12 +17,28 @@ def test_version():
     assert rsmiss.__version__ in result.output
 
 
-def test_help_lists_only_real_commands():
+EXPECTED_COMMANDS = (
+    "synth", "ingest", "scenarios", "pretrain", "train", "evaluate", "predict", "benchmark",
+    "demo", "download",
+)  # fmt: skip
+
+
+def test_help_lists_every_pipeline_command():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
     assert "Usage" in result.output
-    for name in main.commands:
+    for name in EXPECTED_COMMANDS:
+        assert name in main.commands, name
         assert main.commands[name].callback is not None
+        assert f"  {name} " in result.output, name
+
+
+def test_a_command_module_that_fails_to_import_is_loud(monkeypatch):
+    import rsmiss.commands as commands
+
+    monkeypatch.setattr(commands, "COMMAND_MODULES", (*commands.COMMAND_MODULES, "no_such"))
+    with pytest.raises(ModuleNotFoundError, match="rsmiss.commands.no_such"):
+        commands.register_all(click.Group())
 
 
 def _group_raising(exc: Exception) -> click.Group:

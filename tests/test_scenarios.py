@@ -355,7 +355,6 @@ def test_spatial_masks_are_contiguous_and_exact(tmp_path: Path):
 
 def _ingest(tmp_path: Path, dataset: str, scale: float) -> Path:
     """Synthetic raw files -> the real ingest (no patches); returns the workspace root."""
-    pytest.importorskip("rsmiss.cube", reason="rsmiss.cube (ingest) is not built yet")
     raw, root = tmp_path / "raw", tmp_path / "root"
     runner = CliRunner()
     r = runner.invoke(main, ["synth", dataset, "--out", str(raw), "--scale", str(scale)])

@@ -39,6 +39,8 @@ BAD = [
     ("batch size < 1", ["--batch-size", "0", "--random-init"], "--batch-size"),
     ("too many devices", ["--devices", "4096", "--random-init"], "--devices"),
     ("no weights", ["--backbone", "vit-b-16"], "ViT-B-16.pt"),
+    ("no weights vit-l-14", ["--backbone", "vit-l-14"], "weights/ViT-L-14.pt"),
+    ("no weights vit-b-32", ["--backbone", "vit-b-32"], "weights/ViT-B-32.pt"),
     ("weights missing", ["--backbone-weights", "/nonexistent/w.pt"], "/nonexistent/w.pt"),
     ("unknown scenario", ["--scenario", "nope-r0.1-s0", "--random-init"], "nope-r0.1-s0"),
     ("unknown backbone", ["--backbone", "vit-h-99", "--random-init"], "--backbone"),
@@ -71,6 +73,63 @@ def test_help_states_the_default_epochs():
     res = CliRunner().invoke(main, ["train", "--help"], terminal_width=400)
     assert f"(default: {DEFAULT_EPOCHS}," in res.output
     assert all(name in res.output for name in BACKBONES)
+
+
+def _tiny_weights(path):
+    from rsmiss.models.backbone import TINY, VisionTower
+
+    torch.save(VisionTower(TINY).state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize("via_env", [False, True], ids=["flag", "env"])
+def test_weights_of_another_backbone_are_refused_naming_both(
+    tmp_path_factory, monkeypatch, via_env
+):
+    root = fresh_workspace(tmp_path_factory, "misfit")
+    w = _tiny_weights(root / "tiny-w.pt")
+    args = ["--backbone", "vit-l-14", "--epochs", "1"]
+    if via_env:
+        monkeypatch.setenv("RSMISS_BACKBONE_WEIGHTS", str(w))
+    else:
+        args += ["--backbone-weights", str(w)]
+    res = _train(root, *args)
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    for named in (str(w), "tiny", "ViT-L-14"):
+        assert named in lines[0], (named, lines[0])
+    assert ("$RSMISS_BACKBONE_WEIGHTS" in lines[0]) == via_env
+    assert "plan:" not in res.stdout and not (root / "runs").exists()
+
+
+def test_default_weights_file_is_per_architecture(tmp_path, monkeypatch):
+    import rsmiss.models.backbone as backbone
+    from rsmiss.errors import ConfigError
+    from rsmiss.training.plan import resolve_weights
+    from rsmiss.workspace import Workspace
+
+    ws = Workspace(tmp_path)
+    ws.weights.mkdir(parents=True)
+    (ws.weights / "ViT-B-16.pt").write_bytes(b"b16")
+    with pytest.raises(ConfigError, match="ViT-L-14.pt") as err:
+        resolve_weights(ws, "vit-l-14", None, False)
+    assert "ViT-B-16" not in str(err.value)
+    (ws.weights / "ViT-B-32.safetensors").write_bytes(b"b32")
+    checked = []
+    monkeypatch.setattr(backbone, "check_weights_fit", lambda *a, **k: checked.append(a))
+    path, _ = resolve_weights(ws, "vit-b-32", None, False)
+    assert path == str(ws.weights / "ViT-B-32.safetensors")
+    assert checked == [("vit-b-32", path)]
+
+
+def test_weights_of_the_backbone_fit(tmp_path):
+    from rsmiss.models.backbone import WeightsMisfit, check_weights_fit
+
+    w = _tiny_weights(tmp_path / "w.pt")
+    check_weights_fit("tiny", w)
+    with pytest.raises(WeightsMisfit, match=r"holds tiny weights, not ViT-B-32"):
+        check_weights_fit("vit-b-32", w)
 
 
 def test_weights_unreadable_or_of_wrong_architecture(tmp_path_factory):

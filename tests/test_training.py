@@ -205,7 +205,9 @@ def test_every_baseline_trains_and_scores(tmp_path_factory):
         )
         m = run.metrics
         assert run.finished and m["method"] == method and m["n_test"] == 64
-        assert 0.0 <= m["overall"]["oa"] <= 100.0
+        cm = np.array(m["overall"]["confusion_matrix"])
+        assert cm.sum() == 64
+        assert m["overall"]["oa"] == pytest.approx(100 * np.trace(cm) / cm.sum(), abs=0.01)
         assert 0 < m["parameters"]["trainable"] < m["parameters"]["total"]
         assert rsmiss.load_run(run.run_id, root).metrics == m
 
@@ -278,7 +280,9 @@ def test_three_modalities_every_pattern_end_to_end(tmp_path):
     assert m["modalities"] == ["hs", "sar", "lidar"] and m["n_test"] == 700
     assert len(m["by_pattern"]) == 7  # complete + the six ways of missing one or two
     assert sum(p["n"] for p in m["by_pattern"].values()) == 700
-    assert 0.0 <= m["overall"]["oa"] <= 100.0
+    cms = [np.array(p["confusion_matrix"]) for p in m["by_pattern"].values()]
+    assert (sum(cms) == np.array(m["overall"]["confusion_matrix"])).all()
+    assert m["overall"]["oa"] == pytest.approx(100 * np.trace(sum(cms)) / 700, abs=0.01)
     # the model reloaded from the run directory is the trained one, modality order included
     # (config.json once stored the modalities as a JSON object: sorted, hs, lidar, sar)
     again = rsmiss.load_run(run.run_id, root)

@@ -27,10 +27,17 @@ SOURCES = {
     ),
 }
 WEIGHTS_SOURCE = (
-    "OpenAI CLIP ViT-B/16: pass --backbone-weights openai (make benchmark WEIGHTS=openai) to "
-    "download it through open_clip, or copy OpenAI's ViT-B-16.pt to ROOT/weights/, or pass "
+    "OpenAI CLIP {arch}: pass --backbone-weights openai (make benchmark WEIGHTS=openai) to "
+    "download it through open_clip, or copy OpenAI's {arch}.pt to ROOT/weights/, or pass "
     "--backbone-weights PATH / set $RSMISS_BACKBONE_WEIGHTS"
 )
+
+
+def weights_source(backbone: str) -> str:
+    """Where to get the weights of one backbone; each architecture has its own file."""
+    from rsmiss.models.backbone import architecture_name
+
+    return WEIGHTS_SOURCE.format(arch=architecture_name(backbone))
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,8 @@ def missing_raw(pipe: Pipeline, ws: Workspace) -> list[Missing]:
 
 def missing_weights(pipe: Pipeline, ws: Workspace, backbone_weights: str | None) -> list[Missing]:
     """The backbone weights file, unless the pipeline trains on a random backbone."""
-    from rsmiss.training.plan import WEIGHT_NAMES, resolve_weights
+    from rsmiss.models.backbone import WeightsMisfit
+    from rsmiss.training.plan import resolve_weights, weight_names
 
     if pipe.recipe.random_init:
         return []
@@ -82,7 +90,11 @@ def missing_weights(pipe: Pipeline, ws: Workspace, backbone_weights: str | None)
     except ConfigError:
         if backbone_weights is not None:
             raise  # an unknown tag: its own message lists the known ones
-        return [Missing("weights", str(ws.weights / WEIGHT_NAMES[0]), WEIGHTS_SOURCE)]
+        names = weight_names(pipe.recipe.backbone)
+        path = str(ws.weights / names[0]) if names else "--backbone-weights PATH"
+        return [Missing("weights", path, weights_source(pipe.recipe.backbone))]
+    except WeightsMisfit:
+        raise  # present but of another architecture: its own line names both
     except DataError as exc:
         if str(backbone_weights).startswith("pretrain:"):
             name = str(backbone_weights).split(":", 1)[1]
@@ -99,7 +111,7 @@ def missing_weights(pipe: Pipeline, ws: Workspace, backbone_weights: str | None)
         and not str(backbone_weights).startswith("pretrain:")
         and not Path(backbone_weights).exists()
     ):
-        return [Missing("weights", str(backbone_weights), WEIGHTS_SOURCE)]
+        return [Missing("weights", str(backbone_weights), weights_source(pipe.recipe.backbone))]
     return []
 
 

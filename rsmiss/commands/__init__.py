@@ -25,11 +25,7 @@ COMMAND_MODULES = (
 
 
 def register_all(group: click.Group) -> None:
+    """Import every command module; one that fails to import raises rather than leaving the
+    CLI silently without its command."""
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"rsmiss.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"rsmiss.commands.{name}":
-                continue  # stage not built yet: no placeholder command
-            raise
-        module.register(group)
+        importlib.import_module(f"rsmiss.commands.{name}").register(group)

@@ -15,7 +15,7 @@ from rsmiss.commands.options import progress_option, root_option, show_progress
     type=click.Path(dir_okay=True),
     default=None,
     help="CLIP weights file or open_clip tag such as openai (downloaded into ROOT/weights/; "
-    "default: $RSMISS_BACKBONE_WEIGHTS, else ROOT/weights/ViT-B-16.pt).",
+    "default: $RSMISS_BACKBONE_WEIGHTS, else ROOT/weights/<Arch>.pt such as ViT-B-16.pt).",
 )
 @click.option(
     "--dry-run", is_flag=True, help="List every cell and the GPU-time estimate; run nothing."

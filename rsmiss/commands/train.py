@@ -49,8 +49,9 @@ from rsmiss.commands.options import progress_option, root_option, show_progress
     metavar="PATH|TAG",
     help="Backbone weights: a file, an open_clip tag (openai, laion2b_s34b_b88k, ...) or a "
     "torchgeo enum (torchgeo:ViTSmall16_Weights.SENTINEL2_ALL_DINO), downloaded into "
-    "ROOT/weights/ (default: $RSMISS_BACKBONE_WEIGHTS, else ROOT/weights/ViT-B-16.pt or "
-    ".safetensors).",
+    "ROOT/weights/ (default: $RSMISS_BACKBONE_WEIGHTS, else ROOT/weights/<Arch>.pt or "
+    ".safetensors, <Arch> the open_clip name: ViT-B-16, ViT-B-32, ViT-L-14); a file of "
+    "another architecture is refused before any run starts.",
 )
 @click.option(
     "--backbone-activation",

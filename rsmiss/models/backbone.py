@@ -279,24 +279,26 @@ def read_backbone_weights(spec: str | Path) -> tuple[dict[str, torch.Tensor], st
     return tensors, activation or implied, file_sha256(weights_file)
 
 
+def _differences(own: dict[str, tuple], given: dict[str, tuple]) -> list[str]:
+    """The first missing keys, unexpected keys and shape mismatches of a state dict."""
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    shapes = [f"{k} {given[k]} != {v}" for k, v in own.items() if k in given and given[k] != v]
+    parts = []
+    if missing:
+        parts.append(f"missing keys {missing[:3]}")
+    if unexpected:
+        parts.append(f"unexpected keys {unexpected[:3]}")
+    if shapes:
+        parts.append(f"shape mismatch {shapes[:3]}")
+    return parts
+
+
 def load_visual_state(tower: VisionTower, tensors: dict[str, torch.Tensor], source: str) -> None:
     """Strict load; a different architecture is a DataError naming the first bad keys."""
-    own = {k: v for k, v in tower.state_dict().items() if ".ffn_adapter." not in k}
-    missing = [k for k in own if k not in tensors]
-    unexpected = [k for k in tensors if k not in own]
-    shapes = [
-        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in tensors and tensors[k].shape != v.shape
-    ]
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing[:3]}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected[:3]}")
-        if shapes:
-            parts.append(f"shape mismatch {shapes[:3]}")
+    own = {k: tuple(v.shape) for k, v in tower.state_dict().items() if ".ffn_adapter." not in k}
+    parts = _differences(own, {k: tuple(v.shape) for k, v in tensors.items()})
+    if parts:
         raise DataError(
             f"does not match the {tower.cfg} backbone: {'; '.join(parts)}; pass weights of "
             "the same architecture or choose the matching --backbone",
@@ -304,6 +306,52 @@ def load_visual_state(tower: VisionTower, tensors: dict[str, torch.Tensor], sour
         )
     result = tower.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)
     assert not result.unexpected_keys  # checked above; only adapter keys may be absent
+
+
+class WeightsMisfit(DataError):
+    """A readable weights file of another architecture than the requested backbone."""
+
+
+def _expected_shapes(cfg: VisionConfig) -> dict[str, tuple[int, ...]]:
+    """The tower's state-dict shapes, built on the meta device: no memory, no init."""
+    with torch.device("meta"):
+        tower = VisionTower(cfg, init=False)
+    return {k: tuple(v.shape) for k, v in tower.state_dict().items() if ".ffn_adapter." not in k}
+
+
+def architecture_name(name: str) -> str:
+    """open_clip's name of a backbone (``ViT-L-14``), or the backbone itself (``tiny``)."""
+    return OPEN_CLIP_NAMES.get(name.lower().replace("_", "-"), name)
+
+
+def check_weights_fit(name: str, spec: str | Path, given_by: str = "--backbone-weights") -> None:
+    """Refuse a weights file of another architecture before any run starts.
+
+    The error names the file, the architecture its shapes match (when one of ours does)
+    and the requested one. timm trunks are skipped: their keys are remapped on load, which
+    checks them.
+    """
+    from rsmiss.models.timm_trunk import is_timm
+
+    if is_timm(name):
+        return
+    tensors, _, _ = read_backbone_weights(spec)
+    shapes = {k: tuple(v.shape) for k, v in tensors.items()}
+    parts = _differences(_expected_shapes(backbone_config(name)), shapes)
+    if not parts:
+        return
+    found = next((b for b, cfg in BACKBONES.items() if shapes == _expected_shapes(cfg)), None)
+    held = (
+        f"{architecture_name(found)} weights"
+        if found
+        else f"weights of an unknown architecture ({'; '.join(parts)})"
+    )
+    hint = f"--backbone {found} or " if found else ""
+    raise WeightsMisfit(
+        f"({given_by}) holds {held}, not {architecture_name(name)} weights as --backbone "
+        f"{name} needs; pass {hint}{architecture_name(name)} weights",
+        source=str(spec),
+    )
 
 
 def load_backbone_weights(tower: VisionTower, spec: str | Path) -> tuple[str | None, str]:

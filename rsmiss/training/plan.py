@@ -26,7 +26,17 @@ from rsmiss.training.config import (
 )
 from rsmiss.workspace import Workspace
 
-WEIGHT_NAMES = ("ViT-B-16.pt", "ViT-B-16.safetensors")
+WEIGHT_SUFFIXES = (".pt", ".safetensors")
+
+
+def weight_names(backbone: str) -> tuple[str, ...]:
+    """Default file names in ``ROOT/weights/`` for a backbone: its open_clip name
+    (``ViT-L-14.pt``, ``ViT-L-14.safetensors``), so each architecture has its own file;
+    none for ``tiny`` and timm trunks."""
+    from rsmiss.models.backbone import OPEN_CLIP_NAMES
+
+    arch = OPEN_CLIP_NAMES.get(backbone.lower().replace("_", "-"))
+    return tuple(f"{arch}{suffix}" for suffix in WEIGHT_SUFFIXES) if arch else ()
 
 
 @dataclass(frozen=True)
@@ -89,10 +99,12 @@ def resolve_weights(
 ) -> tuple[str | None, str | None]:
     """(path, sha256) of the backbone weights, or (None, None) for an explicit random init.
 
-    Order: ``--backbone-weights``, ``$RSMISS_BACKBONE_WEIGHTS``, ``ROOT/weights/ViT-B-16.pt``
-    (or ``.safetensors``; ViT-B/16 only). Either of the first two may be an open_clip
-    pretrained tag (``openai``): its file is fetched into ``ROOT/weights/`` unless cached;
-    ``pretrain:NAME`` names the output of ``rsmiss pretrain --name NAME``.
+    Order: ``--backbone-weights``, ``$RSMISS_BACKBONE_WEIGHTS``, ``ROOT/weights/<Arch>.pt``
+    (or ``.safetensors``; ``<Arch>`` is the open_clip name, ``ViT-L-14``). Either of the
+    first two may be an open_clip pretrained tag (``openai``): its file is fetched into
+    ``ROOT/weights/`` unless cached; ``pretrain:NAME`` names the output of ``rsmiss pretrain
+    --name NAME``. A file is checked to fit the backbone here, since the environment variable
+    applies to every architecture and a misfit would otherwise surface only once a run starts.
     """
     if weights is not None and random_init:
         raise ConfigError("--backbone-weights and --random-init exclude each other; pass one")
@@ -101,18 +113,23 @@ def resolve_weights(
     source = "--backbone-weights"
     if weights is None and os.environ.get("RSMISS_BACKBONE_WEIGHTS"):
         weights, source = os.environ["RSMISS_BACKBONE_WEIGHTS"], "$RSMISS_BACKBONE_WEIGHTS"
-    if weights is None and backbone.lower() in ("vit-b-16", "vit_b_16"):
-        for name in WEIGHT_NAMES:
+    if weights is None:
+        for name in weight_names(backbone):
             if (ws.weights / name).exists():
-                weights = str(ws.weights / name)
+                weights, source = str(ws.weights / name), "ROOT/weights"
                 break
     if weights is not None and str(weights).startswith("pretrain:"):
         weights, source = str(pretrained_weights_path(ws, str(weights))), str(weights)
     if weights is None:
+        names = weight_names(backbone)
+        default = (
+            f"put {names[0]} (or a .safetensors state dict) at {ws.weights / names[0]}, "
+            if names
+            else ""
+        )
         raise ConfigError(
             f"no backbone weights for {backbone}: pass --backbone-weights openai to download "
-            f"OpenAI's through open_clip, put ViT-B-16.pt (or a .safetensors state dict) at "
-            f"{ws.weights / WEIGHT_NAMES[0]}, or pass --backbone-weights PATH / set "
+            f"OpenAI's through open_clip, {default}or pass --backbone-weights PATH / set "
             "$RSMISS_BACKBONE_WEIGHTS; --random-init trains on a random backbone instead"
         )
     from rsmiss.models.pretrained import fetch_weights, looks_like_tag
@@ -123,6 +140,9 @@ def resolve_weights(
     path = Path(str(weights).removeprefix("local-dir:")).expanduser()
     if not path.exists():
         raise DataError(f"backbone weights file does not exist ({source})", source=str(path))
+    from rsmiss.models.backbone import check_weights_fit
+
+    check_weights_fit(backbone, str(weights), given_by=source)
     return str(weights), _weights_sha256(path)
 
 
