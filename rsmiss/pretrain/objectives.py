@@ -109,6 +109,22 @@ class PretrainModel(nn.Module):
         """The pooled CLS feature (B, output_dim): what a method's head reads."""
         return self.tower.pool(self.encode(dataset, modality, patch))
 
+    def pooled(
+        self, dataset: str, patches: dict[str, torch.Tensor], present: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Per modality (in the source's order), (B, output_dim) pooled features of the rows
+        where ``present`` (B, M) is True and zeros elsewhere, as the classifier's missing
+        features are; only present rows are encoded."""
+        out = []
+        for j, modality in enumerate(self.sources[dataset]):
+            patch = patches[modality]
+            rows = present[:, j].nonzero().view(-1).to(patch.device)
+            full = patch.new_zeros(present.shape[0], self.tower.cfg.output_dim)
+            if rows.numel():
+                full = full.index_copy(0, rows, self.features(dataset, modality, patch[rows]))
+            out.append(full)
+        return out
+
     # -- objectives --------------------------------------------------------------------
     def forward(
         self,
@@ -158,23 +174,15 @@ class PretrainModel(nn.Module):
         return torch.stack(losses).mean()
 
     def _contrastive(self, dataset, patches, observed) -> torch.Tensor:
-        names = list(self.sources[dataset])
-        feats = {}
-        for j, modality in enumerate(names):
-            rows = observed[:, j].nonzero().view(-1).to(patches[modality].device)
-            if rows.numel():
-                f = self.features(dataset, modality, patches[modality].index_select(0, rows))
-                full = f.new_zeros(observed.shape[0], f.shape[-1]).index_copy(0, rows, f)
-                feats[modality] = F.normalize(full, dim=-1)
+        feats = [F.normalize(f, dim=-1) for f in self.pooled(dataset, patches, observed)]
         scale = self.logit_scale.clamp(max=math.log(100)).exp()
         losses = []
-        for a, b in combinations(names, 2):
-            ja, jb = names.index(a), names.index(b)
+        for ja, jb in combinations(range(len(feats)), 2):
             rows = (observed[:, ja] & observed[:, jb]).nonzero().view(-1)
             if rows.numel() < 2:
                 continue
-            rows = rows.to(feats[a].device)
-            fa, fb = feats[a][rows], feats[b][rows]
+            rows = rows.to(feats[ja].device)
+            fa, fb = feats[ja][rows], feats[jb][rows]
             fused = F.normalize(fa + fb, dim=-1)
             losses.append(_info_nce(fa, fb, scale))
             losses.append(0.5 * (_info_nce(fa, fused, scale) + _info_nce(fb, fused, scale)))
@@ -183,7 +191,6 @@ class PretrainModel(nn.Module):
         return torch.stack(losses).mean()
 
     def _supervised(self, dataset, patches, observed, label, generator) -> torch.Tensor:
-        names = list(self.sources[dataset])
         use = observed.clone()
         multi = use.sum(1) > 1
         if multi.any():  # drop one present sensor of half the multi-modal samples
@@ -191,16 +198,7 @@ class PretrainModel(nn.Module):
             scores = torch.rand(use.shape, generator=generator) * use
             victim = scores.argmax(dim=1)
             use[drop, victim[drop]] = False
-        parts = []
-        for j, modality in enumerate(names):
-            rows = use[:, j].nonzero().view(-1).to(patches[modality].device)
-            f = None
-            if rows.numel():
-                f = self.features(dataset, modality, patches[modality].index_select(0, rows))
-            dim = self.tower.cfg.output_dim
-            full = patches[modality].new_zeros(use.shape[0], dim)
-            parts.append(full if f is None else full.index_copy(0, rows, f))
-        logits = self.heads[dataset](torch.cat(parts, dim=1))
+        logits = self.heads[dataset](torch.cat(self.pooled(dataset, patches, use), dim=1))
         return F.cross_entropy(logits, label)
 
 

@@ -13,7 +13,7 @@ same code that feeds training and prediction.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,17 +46,7 @@ class PixelSet:
         return self.scene.modalities
 
     def to(self, device: torch.device) -> PixelSet:
-        return PixelSet(
-            self.dataset,
-            self.cube_id,
-            self.scene.to(device),
-            self.row,
-            self.col,
-            self.observed,
-            self.label,
-            self.n_classes,
-            self.synthetic,
-        )
+        return replace(self, scene=self.scene.to(device))
 
 
 def _attr(ds: Any, key: str, default: Any = None) -> Any:
@@ -65,11 +55,14 @@ def _attr(ds: Any, key: str, default: Any = None) -> Any:
     return _json_attr(ds.attrs.get(key, default))
 
 
-def load_pixels(cube_path: str | Path, patch_size: int, *, labels: bool) -> PixelSet:
+def load_pixels(
+    cube_path: str | Path, patch_size: int, *, labels: bool, scene: Scene | None = None
+) -> PixelSet:
     """Read one cube for pretraining (host memory).
 
     ``labels=False``: every observed pixel of the scene, no label read. ``labels=True``:
     the training-split samples with their labels (refused when the cube has none).
+    ``scene``: this cube's scene, already read and padded for ``patch_size`` (not re-read).
     """
     from rsmiss.cube import open_cube
 
@@ -77,7 +70,8 @@ def load_pixels(cube_path: str | Path, patch_size: int, *, labels: bool) -> Pixe
     ds = open_cube(path)
     modalities = tuple(str(m) for m in ds["modality"].values)
     dataset = str(_attr(ds, "dataset", path.stem))
-    scene = load_scene(ds, modalities, patch_size, torch.device("cpu"))
+    if scene is None:
+        scene = load_scene(ds, modalities, patch_size, torch.device("cpu"))
     h, w = scene.height, scene.width
     observed_map = (
         scene.observed.numpy()
@@ -125,22 +119,20 @@ def load_pixels(cube_path: str | Path, patch_size: int, *, labels: bool) -> Pixe
     )
 
 
-def probe_pixels(cube_path: str | Path, patch_size: int, limit: int, seed: int) -> PixelSet:
+def probe_pixels(
+    cube_path: str | Path, patch_size: int, limit: int, seed: int, scene: Scene | None = None
+) -> PixelSet:
     """Training-split pixels for the linear probe (at most ``limit``, a seeded subset)."""
-    pixels = load_pixels(cube_path, patch_size, labels=True)
+    pixels = load_pixels(cube_path, patch_size, labels=True, scene=scene)
     n = len(pixels)
     if n > limit:
         g = torch.Generator().manual_seed(int(seed) * 104_729 + 3)
         sel = torch.randperm(n, generator=g)[:limit].sort().values
-        pixels = PixelSet(
-            pixels.dataset,
-            pixels.cube_id,
-            pixels.scene,
-            pixels.row[sel],
-            pixels.col[sel],
-            pixels.observed[sel],
-            None if pixels.label is None else pixels.label[sel],
-            pixels.n_classes,
-            pixels.synthetic,
+        pixels = replace(
+            pixels,
+            row=pixels.row[sel],
+            col=pixels.col[sel],
+            observed=pixels.observed[sel],
+            label=None if pixels.label is None else pixels.label[sel],
         )
     return pixels

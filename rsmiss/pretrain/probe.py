@@ -18,6 +18,7 @@ import torch
 
 from rsmiss.pretrain.objectives import PretrainModel
 from rsmiss.pretrain.pixels import PixelSet, probe_pixels
+from rsmiss.training.data import Scene
 
 
 @torch.no_grad()
@@ -25,20 +26,11 @@ def encoder_features(model: PretrainModel, pixels: PixelSet, batch_size: int = 5
     """(N, M * output_dim) concatenated pooled features of the pixels' observed modalities."""
     was = model.training
     model.eval()
-    dim = model.tower.cfg.output_dim
     out = []
     for start in range(0, len(pixels), batch_size):
         sl = slice(start, start + batch_size)
-        rows, cols = pixels.row[sl], pixels.col[sl]
-        patches = pixels.scene.patches(rows, cols, torch.device("cpu"))
-        parts = []
-        for j, m in enumerate(pixels.modalities):
-            full = torch.zeros(rows.shape[0], dim)
-            sel = pixels.observed[sl, j].nonzero().view(-1)
-            if sel.numel():
-                full[sel] = model.features(pixels.dataset, m, patches[m][sel])
-            parts.append(full)
-        out.append(torch.cat(parts, dim=1))
+        patches = pixels.scene.patches(pixels.row[sl], pixels.col[sl], torch.device("cpu"))
+        out.append(torch.cat(model.pooled(pixels.dataset, patches, pixels.observed[sl]), dim=1))
     model.train(was)
     return torch.cat(out).numpy()
 
@@ -61,7 +53,9 @@ def probe_score(features: np.ndarray, labels: np.ndarray, seed: int) -> float:
     return round(100.0 * float(accuracy_score(y_val, clf.predict(x_val))), 2)
 
 
-def linear_probe(cube: str | Path, model: PretrainModel, req: Any, patch: int) -> dict[str, Any]:
+def linear_probe(
+    cube: str | Path, model: PretrainModel, req: Any, patch: int, scene: Scene | None = None
+) -> dict[str, Any]:
     """Probe OA of the pretrained ``model`` and of the random-init encoder on one cube.
 
     Scored on all modalities together and on each modality alone (its own feature block,
@@ -71,7 +65,7 @@ def linear_probe(cube: str | Path, model: PretrainModel, req: Any, patch: int) -
     """
     from rsmiss.pretrain.run import build_model
 
-    pixels = probe_pixels(cube, patch, req.probe_pixels, req.seed)
+    pixels = probe_pixels(cube, patch, req.probe_pixels, req.seed, scene=scene)
     labels = pixels.label.numpy()
     random_model = build_model(req, [pixels], patch)
     feats = {"pretrained": encoder_features(model, pixels),

@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class PretrainRequest:
     name: str | None = None
     probe_pixels: int = 4000
     devices: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def default_name(self) -> str:
         return (
@@ -63,7 +62,7 @@ class PretrainRequest:
 
     def fingerprint(self, cube_ids: dict[str, str], patch_size: int) -> str:
         fields = asdict(self)
-        for key in ("name", "devices", "extra"):
+        for key in ("name", "devices"):
             fields.pop(key)
         fields["patch_size"] = patch_size
         fields["cube_ids"] = cube_ids
@@ -232,9 +231,7 @@ def _train_rank(
     device = info.device
     if device.type == "cpu":  # the same bytes whether resumed in this process or another
         torch.use_deterministic_algorithms(True, warn_only=True)
-    model = build_model(req, sets, patch)
-    for p in model.parameters():
-        p.requires_grad_(True)
+    model = build_model(req, sets, patch)  # every parameter trains: nothing here is frozen
     model.to(device)
     optimizer = torch.optim.AdamW(param_groups(model, req.weight_decay), lr=req.lr)
     start_epoch, step, history = 0, 0, []
@@ -371,7 +368,7 @@ def pretrain(
         raise DataError("pretraining ended without its final checkpoint", source=str(ckpt_path))
     model = build_model(req, sets, patch)
     model.load_state_dict(ckpt["model"])
-    probe = run_probes(req, ws, model, patch, log)
+    probe = run_probes(req, ws, sets, model, patch, log)
     prov = provenance(req, sets, patch, fingerprint, ckpt["history"], probe)
     _publish(out, meta_path, tower_state(model), prov)
     shutil.rmtree(work, ignore_errors=True)
@@ -380,16 +377,22 @@ def pretrain(
 
 
 def run_probes(
-    req: PretrainRequest, ws: Workspace, model: PretrainModel, patch: int, log: Log
+    req: PretrainRequest,
+    ws: Workspace,
+    sets: list[PixelSet],
+    model: PretrainModel,
+    patch: int,
+    log: Log,
 ) -> dict[str, Any]:
-    """Linear probe of the pretrained and the random encoder on every source cube."""
+    """Linear probe of the pretrained and the random encoder on every source cube (the
+    scenes already read for pretraining are reused; only the training labels are read)."""
     from rsmiss.pretrain.probe import linear_probe
 
     if req.probe_pixels == 0:
         return {}
     out = {}
-    for d in req.datasets:
-        res = linear_probe(cube_path(ws, d), model, req, patch)
+    for d, s in zip(req.datasets, sets, strict=True):
+        res = linear_probe(cube_path(ws, d), model, req, patch, scene=s.scene)
         out[res["dataset"]] = res
     if out:
         log(probe_table(out))
