@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
-from training_env import base_workspace, rsmiss_subprocess
+from training_env import base_workspace, finish_in_subprocess, kill_9_once_written
 
 from rsmiss.cli import main
 
@@ -216,34 +214,19 @@ def test_linear_probe_pretrained_beats_random(scene_root, tmp_path):
 
 
 # ------------------------------------------------------------------------ resume
-def _finish_in_subprocess(args: list[str]) -> str:
-    proc = rsmiss_subprocess(args, stdout=-1, stderr=-1, text=True)
-    out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    return out + err
-
-
 def test_kill_9_mid_pretraining_resumes_to_identical_weights(scene_root, tmp_path):
     """The reference, the killed and the resumed run are each a fresh CLI process (with the
     same thread count), so the comparison is about resuming, not about this test process's
     state."""
     ref = copy_root(scene_root, tmp_path / "ref")
     args = ["--epochs", "4", "--max-pixels", "1024", "--probe-pixels", "0"]
-    _finish_in_subprocess(pretrain_args(ref, *args))
+    finish_in_subprocess(pretrain_args(ref, *args))
     root = copy_root(scene_root, tmp_path / "kill")
     ckpt = root / "weights" / ".pretrain-tiny-mae-trento-s0" / "checkpoint.pt"
-    proc = rsmiss_subprocess(pretrain_args(root, *args))
-    try:
-        deadline = time.monotonic() + 240
-        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert ckpt.exists(), "no checkpoint appeared"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    kill_9_once_written(pretrain_args(root, *args), ckpt)
     name = "tiny-mae-trento-s0.safetensors"
     assert not (root / "weights" / name).exists(), "killed too late"
-    out = _finish_in_subprocess(pretrain_args(root, *args))
+    out = finish_in_subprocess(pretrain_args(root, *args))
     assert "resume after epoch" in out
     assert (root / "weights" / name).read_bytes() == (ref / "weights" / name).read_bytes()
     assert not ckpt.parent.exists(), "the work folder outlived the finished run"

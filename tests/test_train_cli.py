@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
-import signal
-import time
 
 import pytest
 import torch
 from click.testing import CliRunner
-from training_env import SCENARIO, TRAIN_ARGS, fresh_workspace, reference_run, rsmiss_subprocess
+from training_env import (
+    SCENARIO,
+    TRAIN_ARGS,
+    finish_in_subprocess,
+    fresh_workspace,
+    kill_9_once_written,
+    reference_run,
+    rsmiss_subprocess,
+)
 
 from rsmiss.cli import main
 
@@ -181,21 +187,9 @@ def test_kill_9_mid_training_resumes_to_identical_metrics(tmp_path_factory):
     ref = reference_run(tmp_path_factory)
     root = fresh_workspace(tmp_path_factory, "kill")
     ckpt = root / "runs" / ref.run_id / "checkpoint.pt"
-    proc = rsmiss_subprocess(["train", "--root", str(root), *TRAIN_ARGS])
-    try:
-        deadline = time.monotonic() + 240
-        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ckpt.exists(), "no checkpoint appeared"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    kill_9_once_written(["train", "--root", str(root), *TRAIN_ARGS], ckpt)
     assert not (root / "runs" / ref.run_id / "metrics.json").exists(), "killed too late"
-    again = rsmiss_subprocess(
-        ["train", "--root", str(root), *TRAIN_ARGS], stdout=-1, stderr=-1, text=True
-    )
-    out, err = again.communicate(timeout=300)
-    assert again.returncode == 0, err
+    out = finish_in_subprocess(["train", "--root", str(root), *TRAIN_ARGS])
     assert "resume after epoch" in out, out
     got = (root / "runs" / ref.run_id / "metrics.json").read_bytes()
     assert got == (ref.path / "metrics.json").read_bytes()

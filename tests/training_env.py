@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 SCALE = 0.75
@@ -122,3 +124,24 @@ def rsmiss_subprocess(args: list[str], **kw) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()))
     code = "import sys; from rsmiss.cli import main; sys.argv[0] = 'rsmiss'; main()"
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env, **kw)
+
+
+def kill_9_once_written(args: list[str], path: Path) -> None:
+    """Run the CLI in a subprocess and SIGKILL it as soon as ``path`` exists (a checkpoint)."""
+    proc = rsmiss_subprocess(args)
+    try:
+        deadline = time.monotonic() + 240
+        while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert path.exists(), f"{path.name} never appeared"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+
+
+def finish_in_subprocess(args: list[str]) -> str:
+    """Run the CLI to the end in a fresh process; its stdout (it must exit 0)."""
+    proc = rsmiss_subprocess(args, stdout=-1, stderr=-1, text=True)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return out
