@@ -13,9 +13,9 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from rsmiss.errors import ConfigError
 from rsmiss.resources import data_dir, packaged_file
@@ -48,6 +48,10 @@ def _hex_digest(v: str | None) -> str | None:
     return None if v is None else v.lower()
 
 
+# A sha256 given in a catalog: 64 hex digits, stored lower-case.
+Sha256 = Annotated[str | None, AfterValidator(_hex_digest)]
+
+
 class FileSpec(StrictModel):
     """One raw file: where it is, how to read it and what it must look like."""
 
@@ -63,7 +67,7 @@ class FileSpec(StrictModel):
     dtype: str | None = Field(
         None, description="expected dtype; ingest warns on another (--strict: refuses)"
     )
-    sha256: str | None = Field(None, description="expected checksum; mismatch warns")
+    sha256: Sha256 = Field(None, description="expected checksum; mismatch warns")
     nodata: float | None = Field(None, description="nodata value (overrides the file's own)")
 
     @field_validator("dtype")
@@ -77,11 +81,6 @@ class FileSpec(StrictModel):
             except TypeError:
                 raise ValueError(f"{v!r} is not a dtype (uint8, uint16, float32, ...)") from None
         return v
-
-    @field_validator("sha256")
-    @classmethod
-    def _hex(cls, v: str | None) -> str | None:
-        return _hex_digest(v)
 
     @property
     def reader(self) -> str:
@@ -206,14 +205,9 @@ class SplitSpec(StrictModel):
     train_per_class: int | None = Field(None, gt=0)
     train_fraction: float | None = Field(None, gt=0, lt=1)
     file: str | None = Field(None, description="index CSV, relative to the raw folder")
-    sha256: str | None = Field(None, description="expected checksum of the index file")
+    sha256: Sha256 = Field(None, description="expected checksum of the index file")
     columns: IndexColumns = Field(default_factory=IndexColumns)
     keys: IndexKeys | None = Field(None, description="MATLAB index file: its two variables")
-
-    @field_validator("sha256")
-    @classmethod
-    def _hex(cls, v: str | None) -> str | None:
-        return _hex_digest(v)
 
     @model_validator(mode="after")
     def _needs(self) -> SplitSpec:
@@ -269,24 +263,17 @@ def _plain_name(v: str | None) -> str | None:
     return v
 
 
+PlainName = Annotated[str | None, AfterValidator(_plain_name)]
+
+
 class MemberSpec(StrictModel):
     """One file taken out of a downloaded archive and published under ``raw/NAME/``."""
 
     member: str = Field(min_length=1, description="path inside the archive")
-    file: str | None = Field(None, description="name under raw/NAME (default: the member's)")
-    sha256: str | None = Field(
+    file: PlainName = Field(None, description="name under raw/NAME (default: the member's)")
+    sha256: Sha256 = Field(
         None, description="checksum of the member (default: the catalog's for that file)"
     )
-
-    @field_validator("sha256")
-    @classmethod
-    def _hex(cls, v: str | None) -> str | None:
-        return _hex_digest(v)
-
-    @field_validator("file")
-    @classmethod
-    def _plain(cls, v: str | None) -> str | None:
-        return _plain_name(v)
 
     @property
     def target(self) -> str:
@@ -305,26 +292,16 @@ class SourceSpec(StrictModel):
     """
 
     urls: list[str] = Field(min_length=1)
-    file: str | None = Field(
+    file: PlainName = Field(
         None,
         description="single file: its name under raw/NAME; archive: the download's name "
         "(default: the last part of the first URL)",
     )
-    sha256: str | None = None
+    sha256: Sha256 = None
     members: list[MemberSpec] = Field(
         default_factory=list, description="files to extract (empty: the download is one file)"
     )
     licence: str = Field("", description="terms the user accepts by downloading, shown once")
-
-    @field_validator("sha256")
-    @classmethod
-    def _hex(cls, v: str | None) -> str | None:
-        return _hex_digest(v)
-
-    @field_validator("file")
-    @classmethod
-    def _plain(cls, v: str | None) -> str | None:
-        return _plain_name(v)
 
     @field_validator("urls")
     @classmethod
