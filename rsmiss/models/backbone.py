@@ -186,12 +186,22 @@ def _interpolated_positions(pos: torch.Tensor, g0: int, grid: int) -> torch.Tens
     return torch.cat([pos[:1], spatial.permute(0, 2, 3, 1).reshape(grid * grid, -1)])
 
 
+def backbone_key(name: str) -> str:
+    """A backbone name as the tables here spell it (``ViT_L_14`` -> ``vit-l-14``)."""
+    return name.lower().replace("_", "-")
+
+
+def open_clip_arch(name: str) -> str | None:
+    """open_clip's model name of a backbone (``ViT-L-14``); None for ``tiny`` and timm."""
+    return OPEN_CLIP_NAMES.get(backbone_key(name))
+
+
 def backbone_config(name: str) -> VisionConfig:
     from rsmiss.models.timm_trunk import is_timm, trunk_info
 
     if is_timm(name):
         return trunk_info(name)[0]
-    key = name.lower().replace("_", "-")
+    key = backbone_key(name)
     if key not in BACKBONES:
         raise ConfigError(
             f"backbone {name!r} is not known; choose one of {sorted(BACKBONES)} or a timm ViT "
@@ -321,7 +331,7 @@ def _expected_shapes(cfg: VisionConfig) -> dict[str, tuple[int, ...]]:
 
 def architecture_name(name: str) -> str:
     """open_clip's name of a backbone (``ViT-L-14``), or the backbone itself (``tiny``)."""
-    return OPEN_CLIP_NAMES.get(name.lower().replace("_", "-"), name)
+    return open_clip_arch(name) or name
 
 
 def check_weights_fit(name: str, spec: str | Path, given_by: str = "--backbone-weights") -> None:

@@ -29,15 +29,15 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
 
 def open_clip_name(backbone: str) -> str:
-    from rsmiss.models.backbone import OPEN_CLIP_NAMES
+    from rsmiss.models.backbone import OPEN_CLIP_NAMES, open_clip_arch
 
-    key = backbone.lower().replace("_", "-")
-    if key not in OPEN_CLIP_NAMES:
+    name = open_clip_arch(backbone)
+    if name is None:
         raise ConfigError(
             f"--backbone {backbone}: pretrained tags exist only for {sorted(OPEN_CLIP_NAMES)}; "
             "pass --backbone-weights PATH instead"
         )
-    return OPEN_CLIP_NAMES[key]
+    return name
 
 
 def known_tags(backbone: str) -> list[str]:

@@ -33,9 +33,9 @@ def weight_names(backbone: str) -> tuple[str, ...]:
     """Default file names in ``ROOT/weights/`` for a backbone: its open_clip name
     (``ViT-L-14.pt``, ``ViT-L-14.safetensors``), so each architecture has its own file;
     none for ``tiny`` and timm trunks."""
-    from rsmiss.models.backbone import OPEN_CLIP_NAMES
+    from rsmiss.models.backbone import open_clip_arch
 
-    arch = OPEN_CLIP_NAMES.get(backbone.lower().replace("_", "-"))
+    arch = open_clip_arch(backbone)
     return tuple(f"{arch}{suffix}" for suffix in WEIGHT_SUFFIXES) if arch else ()
 
 
