@@ -40,25 +40,25 @@ benchmark-smoke: $(STAMP)
 	$(BIN)/rsmiss benchmark pipelines/smoke.yaml --root $(ROOT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check rsmiss tests benchmarks
-	$(BIN)/ruff format --check rsmiss tests benchmarks
+	$(BIN)/ruff check rsmiss tests tools
+	$(BIN)/ruff format --check rsmiss tests tools
 
 format: $(STAMP)
-	$(BIN)/ruff format rsmiss tests benchmarks
-	$(BIN)/ruff check --fix rsmiss tests benchmarks
+	$(BIN)/ruff format rsmiss tests tools
+	$(BIN)/ruff check --fix rsmiss tests tools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# Performance harness (issue 8; docs/performance.md). CPU figures: tiny backbone, batch 16.
+# Performance harness (tools/perf/, docs/performance.md). CPU figures: tiny backbone, batch 16.
 .PHONY: perf perf-gpu
 PERF_ARGS ?=
 perf: $(STAMP)
-	$(BIN)/python benchmarks/perf.py --device cpu $(PERF_ARGS)
+	$(BIN)/python tools/perf/perf.py --device cpu $(PERF_ARGS)
 
 # GPU machine: no `make install`; its own python3/torch, open_clip & co from carried wheels.
 perf-gpu:
 	if ls .whl/*.whl >/dev/null 2>&1; then python3 -m pip install -q --no-index --no-deps \
 	  --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl; fi
-	PYTHONPATH=$(CURDIR):/tmp/site$${PYTHONPATH:+:$$PYTHONPATH} python3 benchmarks/perf.py \
+	PYTHONPATH=$(CURDIR):/tmp/site$${PYTHONPATH:+:$$PYTHONPATH} python3 tools/perf/perf.py \
 	  --device cuda $(PERF_ARGS)

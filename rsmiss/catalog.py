@@ -27,7 +27,6 @@ CATALOG_DIR = data_dir("catalog")
 RESERVED_NAMES = frozenset(
     {"sample", "label", "split", "row", "col", "observed", "label_map", "modality", "y", "x"}
 )
-FORMATS = ("mat", "geotiff", "envi", "roi", "csv")
 _SUFFIX_FORMAT = {
     ".mat": "mat",
     ".tif": "geotiff",

@@ -58,11 +58,9 @@ class RsmissGroup(click.Group):
 @click.group(cls=RsmissGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rsmiss")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
-@click.pass_context
-def main(ctx: click.Context, debug: bool) -> None:
+def main(debug: bool) -> None:
     """rsmiss: multimodal remote-sensing land-cover classification with missing modalities."""
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
+    del debug  # read by RsmissGroup.main before parsing, so errors raised while parsing obey it
 
 
 def _register_commands() -> None:

@@ -1,4 +1,4 @@
-"""The perf harness (benchmarks/perf.py) runs end to end on a tiny config and emits sane records.
+"""The perf harness (tools/perf/perf.py) runs end to end on a tiny config and emits sane records.
 
 Timings are not checked (shared CPU): only that every figure is there, with the expected
 keys and positive numbers. It runs in a fresh process with zarr / dask / rasterio / torchgeo
@@ -32,7 +32,7 @@ def run(tmp_path_factory):
         "import sys, runpy\n"
         f"for name in {HEAVY!r}: sys.modules[name] = None  # `import name` now fails\n"
         f"sys.argv = ['perf.py', '--out', {str(out)!r}, *{ARGS!r}]\n"
-        f"runpy.run_path({str(ROOT / 'benchmarks' / 'perf.py')!r}, run_name='__main__')\n"
+        f"runpy.run_path({str(ROOT / 'tools' / 'perf' / 'perf.py')!r}, run_name='__main__')\n"
         f"loaded = [n for n in {HEAVY!r} if sys.modules.get(n) is not None]\n"
         "assert not loaded, loaded\n"
     )

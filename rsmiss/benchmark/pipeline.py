@@ -22,7 +22,6 @@ from rsmiss.resources import data_dir, packaged_file
 from rsmiss.yamlschema import SafeName, StrictModel, read_yaml_mapping, validate_mapping
 
 PIPELINE_DIR = data_dir("pipelines")
-TABLES = ("table1", "table3", "table4", "table5", "fig4")
 PLACEMENT_RE = re.compile(r"^(head|last)_(\d+)x(\d+)$")
 SETTING_RE = re.compile(r"^[a-z][a-z0-9_+-]*$")
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-DATASET_NAMES = ("houston2013", "trento", "augsburg")  # = rsmiss.synth.specs.DATASETS
-
 
 @click.command("synth")
 @click.argument("dataset", metavar="DATASET")

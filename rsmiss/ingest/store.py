@@ -45,7 +45,6 @@ from rsmiss.workspace import TMP_PREFIX
 # rebuilt by the next `rsmiss ingest` instead of reported up to date. 2: observed_map.
 CUBE_FORMAT = 2
 PATCH_CHUNK_BYTES = 48 * 2**20
-REQUIRED_VARS = ("label", "split", "row", "col", "observed", "label_map")
 
 
 def patch_dtype(modality: str, kind: str | None = None) -> np.dtype:

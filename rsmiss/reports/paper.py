@@ -28,14 +28,6 @@ TABLE_TITLES = {
     "table5": "Table 5 — ablation of expert types, Trento missing both (OA)",
     "fig4": "Fig. 4 — trained on one setting, tested on others (paper: Houston2013; no numbers)",
 }
-# Table 5's variant names -> the method label / options they are in rsmiss.
-TABLE5_VARIANTS = {
-    "baseline": ("baseline", {}),
-    "no_dynamic_experts": ("mamol", {"no_dynamic": True}),
-    "no_static_experts": ("mamol", {"no_static": True}),
-    "no_modality_specific_experts": ("mamol", {"no_modality_specific": True}),
-    "mamol": ("mamol", {}),
-}
 # Methods rsmiss adds beyond the paper -> the note every report prints when they appear.
 EXTENSIONS = {
     "mamol_ffn": (

@@ -9,7 +9,6 @@ same bytes.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import defaultdict
@@ -87,16 +86,3 @@ def plot_oa_vs_rate(records: Sequence[dict[str, Any]], dest: str | Path, title: 
     with atomic_path(dest) as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
     return True
-
-
-def summary_json(records: Sequence[dict[str, Any]]) -> str:
-    """The plotted series as JSON (what notebooks and tests can read without the PNG)."""
-    panels = _series(records)
-    out = {
-        f"{ds} | {title}": {
-            v: {f"{r:.2f}": statistics.fmean(p[r][0]) for r in sorted(p)}
-            for v, p in sorted(series.items())
-        }
-        for (ds, title), series in sorted(panels.items())
-    }
-    return json.dumps(out, indent=2, sort_keys=True)

@@ -28,7 +28,6 @@ from rsmiss.scenarios.spatial import blob_sigma, smooth_scores
 from rsmiss.scenarios.store import Scenario, load_scenario, save_scenario, scenario_id
 
 SPLITS = ("train", "test")
-DEFAULT_PATTERNS = ("other", "hs", "both")
 _REQUIRED = ("label", "split", "row", "col", "observed")
 
 

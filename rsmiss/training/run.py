@@ -108,7 +108,6 @@ def _versions() -> dict[str, str]:
         "zarr",
         "rasterio",
         "open_clip_torch",
-        "torchmetrics",
     ):
         try:
             out[name] = md.version(name)

@@ -7,7 +7,7 @@ process's peak RSS (``wait4``) and the bytes on disk. The baseline writes the sa
 bytes (same chunks, same codec) from numpy arrays already in memory into a zarr array,
 timing only the writes: the ratio says how close ingest gets to the storage layer's speed.
 
-    .venv/bin/python benchmarks/ingest_bench.py [--work DIR] [--datasets augsburg ...]
+    .venv/bin/python tools/perf/ingest_bench.py [--work DIR] [--datasets augsburg ...]
 
 Heavy (several GB written): run it alone. Results go to stdout and ``--json PATH``.
 """

@@ -3,7 +3,7 @@
 # open_clip_torch (our version) and ftfy + wcwidth (open_clip imports ftfy at import time).
 # Its other requirements (torch, torchvision, regex, tqdm, huggingface-hub, safetensors,
 # timm) are in the machine's image. Python 3.12, manylinux x86_64; --no-deps, one version of
-# each. Run here (any cwd): bash benchmarks/gpu/fetch_wheels.sh
+# each. Run here (any cwd): bash tools/perf/gpu/fetch_wheels.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OPEN_CLIP_VERSION=${OPEN_CLIP_VERSION:-$(.venv/bin/python -c \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The ONE device-tool call for the GPU figures of issue 8 (docs/performance.md):
-#   run(command="bash benchmarks/gpu/run_perf.sh", carry=[".whl"], timeout_s=520)
-# after `bash benchmarks/gpu/fetch_wheels.sh` here. Installs the carried wheels into
+#   run(command="bash tools/perf/gpu/run_perf.sh", carry=[".whl"], timeout_s=520)
+# after `bash tools/perf/gpu/fetch_wheels.sh` here. Installs the carried wheels into
 # /tmp/site, runs the harness from the source tree (no make install) twice under a time
 # budget: eager (parity, train, loop, predict; ingest is skipped: no zarr there) and with
 # torch.compile (train, then the loop as `--set compile=true` runs it). Each figure is
@@ -30,9 +30,9 @@ print(sys.version.split()[0], torch.__version__, "open_clip", open_clip.__versio
       torch.cuda.get_device_name(), torch.backends.cuda.flash_sdp_enabled())'
 } 2>&1 | tee "$OUT/env.txt"
 rc=0
-timeout "$EAGER_S" python3 benchmarks/perf.py --device "$DEVICE" "${EXTRA[@]}" \
+timeout "$EAGER_S" python3 tools/perf/perf.py --device "$DEVICE" "${EXTRA[@]}" \
   --out "$OUT/perf-$DEVICE.jsonl" 2>&1 | tee "$OUT/perf-eager.log" || rc=$?
-timeout "$COMPILE_S" python3 benchmarks/perf.py --device "$DEVICE" "${EXTRA[@]}" --figures train,loop \
+timeout "$COMPILE_S" python3 tools/perf/perf.py --device "$DEVICE" "${EXTRA[@]}" --figures train,loop \
   --compile --out "$OUT/perf-$DEVICE-compile.jsonl" 2>&1 | tee "$OUT/perf-compile.log" || rc=$?
 echo "== summary"
 cat "$OUT"/perf-"$DEVICE"*.jsonl 2>/dev/null | python3 -c '

@@ -13,7 +13,7 @@ Figures (`--figures`, default all):
   (VmHWM, reset per variant). FLOPs from `FlopCounterMode`; MFU on GPU against the dense
   bf16 peak of the device. `--compile` adds `mamol` and `floor` variants with their blocks
   under torch.compile, as `rsmiss train --set compile=true` runs them.
-- `ingest`: `benchmarks/ingest_bench.py` (Augsburg-size synthetic scene; ingest beside the
+- `ingest`: `tools/perf/ingest_bench.py` (Augsburg-size synthetic scene; ingest beside the
   raw numpy -> zarr write of the same bytes) in a subprocess; skipped, with the reason, where
   zarr is absent (the GPU machine).
 - `predict`: whole-scene classification throughput (pixels/s) through
@@ -39,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -500,7 +500,7 @@ def parity_figure(args: argparse.Namespace, device: Any) -> dict:
 # -- figure 4: ingest ----------------------------------------------------------------------
 def ingest_figure(args: argparse.Namespace) -> dict:
     rec: dict[str, Any] = {"figure": "ingest", "dataset": "augsburg"}
-    script = ROOT / "benchmarks" / "ingest_bench.py"
+    script = ROOT / "tools" / "perf" / "ingest_bench.py"
     if not _importable("zarr"):
         return {**rec, "skipped": "zarr is not installed here (the GPU machine has none)"}
     if not script.is_file():
