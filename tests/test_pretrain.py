@@ -52,7 +52,7 @@ def pretrain_args(root: Path, *extra: str) -> list[str]:
 # ------------------------------------------------------------------------ objectives
 @pytest.mark.parametrize("objective", ["mae", "contrastive", "supervised"])
 def test_loss_decreases_over_a_few_steps(scene_root, objective):
-    from rsmiss.pretrain.run import PretrainRequest, build_model, read_sources
+    from rsmiss.pretrain.request import PretrainRequest, build_model, read_sources
     from rsmiss.workspace import Workspace
 
     req = PretrainRequest(datasets=("trento",), objective=objective)
@@ -80,7 +80,7 @@ def test_loss_decreases_over_a_few_steps(scene_root, objective):
 def test_mae_hides_masked_pixels_from_the_encoder(scene_root):
     """A hidden pixel's value cannot reach the encoder: changing it changes no visible
     token's output (the tokenizer's 3x3 convolution would leak it if masking came later)."""
-    from rsmiss.pretrain.run import PretrainRequest, build_model, read_sources
+    from rsmiss.pretrain.request import PretrainRequest, build_model, read_sources
     from rsmiss.workspace import Workspace
 
     req = PretrainRequest(datasets=("trento",), objective="mae")

@@ -6,11 +6,8 @@ loads; nothing of training depends on it.
 
 from rsmiss.models.backbone import describe_weights, pretrained_summary
 from rsmiss.pretrain.objectives import OBJECTIVES, PretrainModel
-from rsmiss.pretrain.run import (
-    PretrainRequest,
-    PretrainResult,
-    pretrain,
-)
+from rsmiss.pretrain.request import PretrainRequest
+from rsmiss.pretrain.run import PretrainResult, pretrain
 
 __all__ = [
     "OBJECTIVES",

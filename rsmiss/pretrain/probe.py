@@ -63,7 +63,7 @@ def linear_probe(
     pixels are nearly separable by any features, while one sensor alone — the situation
     a missing modality creates — shows what the encoder adds.
     """
-    from rsmiss.pretrain.run import build_model
+    from rsmiss.pretrain.request import build_model
 
     pixels = probe_pixels(cube, patch, req.probe_pixels, req.seed, scene=scene)
     labels = pixels.label.numpy()

@@ -15,13 +15,10 @@ refused rather than overwriting it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,288 +26,18 @@ import torch
 
 from rsmiss.errors import ConfigError, DataError
 from rsmiss.models.backbone import PRETRAIN_FORMAT as FORMAT
-from rsmiss.pretrain.objectives import OBJECTIVES, PretrainModel
-from rsmiss.pretrain.pixels import PixelSet, load_pixels
+from rsmiss.pretrain.loop import read_checkpoint, tower_state, train_worker
+from rsmiss.pretrain.objectives import PretrainModel
+from rsmiss.pretrain.pixels import PixelSet
+from rsmiss.pretrain.request import (
+    Log,
+    PretrainRequest,
+    build_model,
+    cube_path,
+    read_sources,
+    validate,
+)
 from rsmiss.workspace import Workspace, atomic_path, file_sha256, write_json_atomic
-
-Log = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class PretrainRequest:
-    """Everything that decides the weights; its fingerprint names a finished result."""
-
-    datasets: tuple[str, ...]
-    objective: str = "mae"
-    backbone: str = "tiny"
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    max_pixels: int | None = None  # per dataset and epoch; None = every pixel
-    patch_size: int | None = None  # None = the first cube's patch size
-    activation: str = "quickgelu"
-    seed: int = 0
-    name: str | None = None
-    probe_pixels: int = 4000
-    devices: int = 1
-
-    def default_name(self) -> str:
-        return (
-            self.name or f"{self.backbone}-{self.objective}-{'+'.join(self.datasets)}-s{self.seed}"
-        )
-
-    def fingerprint(self, cube_ids: dict[str, str], patch_size: int) -> str:
-        fields = asdict(self)
-        for key in ("name", "devices"):
-            fields.pop(key)
-        fields["patch_size"] = patch_size
-        fields["cube_ids"] = cube_ids
-        text = json.dumps(fields, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def validate(req: PretrainRequest) -> None:
-    """Refuse a bad request before anything is read or written (one line each)."""
-    import re
-
-    from rsmiss.models.backbone import ACTIVATIONS, backbone_config
-
-    if req.objective not in OBJECTIVES:
-        raise ConfigError(f"--objective {req.objective!r} is not one of {', '.join(OBJECTIVES)}")
-    if not req.datasets:
-        raise ConfigError("--dataset: give at least one cube to pretrain on")
-    backbone_config(req.backbone)
-    if req.activation not in ACTIVATIONS:
-        raise ConfigError(f"--activation {req.activation!r} is not one of {ACTIVATIONS}")
-    for flag, value, low in (
-        ("--epochs", req.epochs, 1),
-        ("--batch-size", req.batch_size, 2),
-        ("--probe-pixels", req.probe_pixels, 0),
-        ("--devices", req.devices, 1),
-    ):
-        if value < low:
-            raise ConfigError(f"{flag} must be at least {low}, got {value}")
-    if req.max_pixels is not None and req.max_pixels < 1:
-        raise ConfigError(f"--max-pixels must be at least 1, got {req.max_pixels}")
-    if req.patch_size is not None and req.patch_size < 1:
-        raise ConfigError(f"--patch-size must be at least 1, got {req.patch_size}")
-    if not req.lr > 0:
-        raise ConfigError(f"--lr must be positive, got {req.lr}")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", req.default_name()):
-        raise ConfigError(
-            f"--name {req.default_name()!r}: use letters, digits, '.', '_', '-' and '+' only"
-        )
-
-
-def cube_path(ws: Workspace, dataset: str) -> Path:
-    path = Path(dataset)
-    if path.suffix == ".zarr":
-        return path
-    return ws.cube(dataset)
-
-
-def _cube_patch_size(path: Path) -> int:
-    from rsmiss.ingest.store import read_attrs
-
-    attrs = read_attrs(path)
-    if attrs is None:
-        name = path.stem
-        raise DataError(
-            f"no finished cube here; build it with `rsmiss ingest {name}` first", source=str(path)
-        )
-    return int(attrs["patch_size"])
-
-
-def read_sources(req: PretrainRequest, ws: Workspace) -> tuple[list[PixelSet], int]:
-    """Every cube's pixels (host memory), checked against what the objective needs."""
-    paths = [cube_path(ws, d) for d in req.datasets]
-    sizes = [_cube_patch_size(p) for p in paths]
-    patch = req.patch_size or sizes[0]
-    sets = [load_pixels(p, patch, labels=req.objective == "supervised") for p in paths]
-    names = [s.dataset for s in sets]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"--dataset names the same dataset twice ({names})")
-    for s, p in zip(sets, paths, strict=True):
-        if req.objective == "contrastive":
-            if len(s.modalities) < 2:
-                raise DataError(
-                    f"has only the modality {s.modalities[0]!r}; --objective contrastive needs "
-                    "two co-registered sensors (use mae for a single-sensor cube)",
-                    source=str(p),
-                )
-            if not bool((s.observed.sum(1) >= 2).any()):
-                raise DataError(
-                    "has no pixel where two sensors were both observed; --objective "
-                    "contrastive needs some",
-                    source=str(p),
-                )
-    return sets, patch
-
-
-# ---------------------------------------------------------------------------- training
-def epoch_schedule(
-    sets: list[PixelSet], req: PretrainRequest, epoch: int
-) -> list[tuple[int, torch.Tensor]]:
-    """The epoch's global batches as (source index, pixel indices): a function of
-    (seed, epoch) only. Each source contributes at most ``max_pixels`` pixels; batches of
-    different sources are interleaved in a seeded order."""
-    batches: list[tuple[int, torch.Tensor]] = []
-    for k, s in enumerate(sets):
-        g = torch.Generator().manual_seed((req.seed * 1_000_003 + epoch * 101 + k) % 2**63)
-        perm = torch.randperm(len(s), generator=g)
-        if req.max_pixels is not None:
-            perm = perm[: req.max_pixels]
-        for start in range(0, len(perm), req.batch_size):
-            chunk = perm[start : start + req.batch_size]
-            if len(chunk) >= 2 * req.devices:  # InfoNCE needs two rows on every rank
-                batches.append((k, chunk))
-    g = torch.Generator().manual_seed((req.seed * 7919 + epoch) % 2**63)
-    order = torch.randperm(len(batches), generator=g).tolist()
-    return [batches[i] for i in order]
-
-
-def build_model(req: PretrainRequest, sets: list[PixelSet], patch: int) -> PretrainModel:
-    """The trainable tower (seeded like the random-init tower) and seeded heads."""
-    from rsmiss.models.backbone import VisionTower, backbone_config
-    from rsmiss.training.run import seed_all
-
-    seed_all(req.seed)
-    tower = VisionTower(backbone_config(req.backbone), req.activation)
-    sources = {s.dataset: s.scene.channels for s in sets}
-    classes = {s.dataset: s.n_classes for s in sets}
-    return PretrainModel(tower, req.objective, sources, patch, classes)
-
-
-def _checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **payload}, tmp)
-
-
-def _read_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    hint = "delete it (or pass --force) to start over"
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise DataError(
-            f"corrupt pretraining checkpoint ({type(exc).__name__}); {hint}", source=str(path)
-        ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise DataError(f"not an rsmiss pretraining checkpoint; {hint}", source=str(path))
-    if ckpt.get("fingerprint") != fingerprint:
-        return None  # another request's leftovers: start over
-    return ckpt
-
-
-def _train(info: Any, *args: Any) -> None:
-    """One rank's pretraining loop (rank 0 writes the checkpoints)."""
-    was = torch.are_deterministic_algorithms_enabled()
-    warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    try:
-        _train_rank(info, *args)
-    finally:  # an in-process run leaves the caller's global setting as it found it
-        torch.use_deterministic_algorithms(was, warn_only=warn)
-
-
-def _train_rank(
-    info: Any,
-    req: PretrainRequest,
-    sets: list[PixelSet],
-    patch: int,
-    fingerprint: str,
-    ckpt_path: Path,
-    progress: bool,
-    log: Log,
-) -> None:
-    from tqdm import tqdm
-
-    from rsmiss.training.loop import lr_factor, param_groups
-
-    device = info.device
-    if device.type == "cpu":  # the same bytes whether resumed in this process or another
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    model = build_model(req, sets, patch)  # every parameter trains: nothing here is frozen
-    model.to(device)
-    optimizer = torch.optim.AdamW(param_groups(model, req.weight_decay), lr=req.lr)
-    start_epoch, step, history = 0, 0, []
-    ckpt = _read_checkpoint(ckpt_path, fingerprint)
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
-        if info.is_main:
-            log(f"resume after epoch {start_epoch}/{req.epochs}")
-    train_model: torch.nn.Module = model
-    if info.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        train_model = DDP(model, find_unused_parameters=True)
-    on_device = [s.to(device) for s in sets]
-    steps_per_epoch = len(epoch_schedule(sets, req, 0))
-    total = steps_per_epoch * req.epochs
-    warmup = int(round(0.1 * total))
-    bar = tqdm(
-        total=total,
-        initial=step,
-        unit="batch",
-        disable=not (progress and info.is_main and sys.stderr.isatty()),
-        dynamic_ncols=True,
-        leave=False,
-    )
-    model.train()
-    for epoch in range(start_epoch, req.epochs):
-        g = torch.Generator().manual_seed((req.seed * 31 + epoch * 1009 + info.rank) % 2**63)
-        loss_sum, n_batches, t0 = 0.0, 0, time.perf_counter()
-        for k, chunk in epoch_schedule(sets, req, epoch):
-            idx = chunk[info.rank :: info.world_size]
-            s = on_device[k]
-            for group in optimizer.param_groups:
-                group["lr"] = req.lr * lr_factor(step, total, warmup)
-            patches = s.scene.patches(s.row[idx], s.col[idx], device)
-            label = None if s.label is None else s.label[idx].to(device)
-            loss = train_model(s.dataset, patches, s.observed[idx], label, g)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.detach())
-            n_batches += 1
-            step += 1
-            bar.update(1)
-        if info.world_size > 1:
-            import torch.distributed as dist
-
-            t = torch.tensor([loss_sum], dtype=torch.float64, device=device)
-            dist.all_reduce(t)
-            loss_sum = float(t.item()) / info.world_size
-        mean = round(loss_sum / max(1, n_batches), 6)
-        history.append({"epoch": epoch + 1, "loss": mean})
-        bar.set_postfix(loss=f"{mean:.4f}")
-        if info.is_main:
-            if not (progress and sys.stderr.isatty()):
-                log(
-                    f"epoch {epoch + 1}/{req.epochs}: loss {mean:.4f} "
-                    f"({time.perf_counter() - t0:.1f} s)"
-                )
-            _checkpoint(
-                ckpt_path,
-                {
-                    "fingerprint": fingerprint,
-                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    "optimizer": optimizer.state_dict(),
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "history": history,
-                },
-            )
-    bar.close()
-
-
-# ---------------------------------------------------------------------------- publishing
-def tower_state(model: PretrainModel) -> dict[str, torch.Tensor]:
-    """The visual-tower tensors exactly as ``load_visual_state`` expects them."""
-    return {k: v.detach().cpu().contiguous().clone() for k, v in model.tower.state_dict().items()}
 
 
 @dataclass
@@ -361,9 +88,9 @@ def pretrain(
         + f", {req.epochs} epochs, {patch}x{patch} patches -> {out}"
     )
     t0 = time.perf_counter()
-    launch(_train, world, req, sets, patch, fingerprint, ckpt_path, progress, log)
+    launch(train_worker, world, req, sets, patch, fingerprint, ckpt_path, progress, log)
     seconds = time.perf_counter() - t0
-    ckpt = _read_checkpoint(ckpt_path, fingerprint)
+    ckpt = read_checkpoint(ckpt_path, fingerprint)
     if ckpt is None or int(ckpt["epoch"]) != req.epochs:
         raise DataError("pretraining ended without its final checkpoint", source=str(ckpt_path))
     model = build_model(req, sets, patch)

@@ -1,10 +1,11 @@
 """Synthetic scenes of the three benchmarks, written in exactly the official raw formats.
 
-No HS cube can be downloaded on the build machines, so tests and the demo run the real
-reading code on stand-ins with the real file names, keys, shapes, dtypes and georeferencing
-(``specs.py`` holds those facts). Every write is validated first, generated into a hidden
-temporary folder and moved into ``out`` only when all files exist, with a ``SYNTHETIC``
-marker so that ingest and every report can say the data were synthetic. The marker lands
+The benchmarks' hyperspectral cubes are large and must be downloaded, so tests, the demo
+and offline users run the real reading code on stand-ins with the real file names, keys,
+shapes, dtypes and georeferencing (``specs.py`` holds those facts). Every write is validated
+first, generated into a hidden temporary folder and moved into ``out`` only when all files
+exist, with a ``SYNTHETIC`` marker so that ingest and every report can say the data were
+synthetic. The marker lands
 before the files and records their sha256 (see :func:`_publish`), so a killed run never
 leaves a folder that passes for real data.
 """
@@ -158,7 +159,7 @@ def synthesize(
 
 
 def _layout_error() -> type[Exception]:
-    from rsmiss.synth.scene import LayoutError
+    from rsmiss.synth.layout import LayoutError
 
     return LayoutError
 

@@ -15,8 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from rsmiss.synth import scene
+from rsmiss.synth.layout import (
+    Layout,
+    object_field,
+    per_parcel,
+    relief,
+    scaled_layout,
+    smooth_noise,
+)
 from rsmiss.synth.specs import AUGSBURG
+from rsmiss.synth.spectra import gapped_hs_cube
+from rsmiss.synth.writers import write_mat
 
 SPEC = AUGSBURG
 HS_DTYPE = np.float64  # MATLAB double, reflectance 0..1
@@ -77,14 +86,14 @@ N_PARCELS = 300
 HS_BLUR = 1.5
 
 
-def layout(rng: np.random.Generator, scale: float) -> scene.Layout:
-    return scene.scaled_layout(SPEC, rng, scale, n_parcels=N_PARCELS, object_px=30.0, norm=2.0)
+def layout(rng: np.random.Generator, scale: float) -> Layout:
+    return scaled_layout(SPEC, rng, scale, n_parcels=N_PARCELS, object_px=30.0, norm=2.0)
 
 
 def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | None) -> None:
     """Write the five Augsburg .mat files into ``tmp``."""
     lay = layout(rng, scale)
-    hs, gaps = scene.gapped_hs_cube(
+    hs, gaps = gapped_hs_cube(
         lay,
         SPEC.wavelengths(),
         rng,
@@ -96,35 +105,35 @@ def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | N
         band_order="hwb_f",
     )
     hs = np.clip(hs, 0.0, 1.0).astype(HS_DTYPE, order="F")
-    scene.write_mat(tmp / "data_HS_LR.mat", {"data_HS_LR": hs}, compress=False)
+    write_mat(tmp / "data_HS_LR.mat", {"data_HS_LR": hs}, compress=False)
     del hs
     sar = _sar(lay, gaps, rng)
-    scene.write_mat(tmp / "data_SAR_HR.mat", {"data_SAR_HR": sar}, compress=False)
+    write_mat(tmp / "data_SAR_HR.mat", {"data_SAR_HR": sar}, compress=False)
     dsm = _dsm(lay, gaps, rng)
-    scene.write_mat(tmp / "data_DSM.mat", {"data_DSM": dsm}, compress=True)
+    write_mat(tmp / "data_DSM.mat", {"data_DSM": dsm}, compress=True)
     train, test = lay.train.astype(TRAIN_DTYPE), lay.test.astype(TEST_DTYPE)
-    scene.write_mat(tmp / "TrainImage.mat", {"TrainImage": train}, compress=True)
-    scene.write_mat(tmp / "TestImage.mat", {"TestImage": test}, compress=True)
+    write_mat(tmp / "TrainImage.mat", {"TrainImage": train}, compress=True)
+    write_mat(tmp / "TestImage.mat", {"TestImage": test}, compress=True)
 
 
-def _dsm(lay: scene.Layout, gaps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _dsm(lay: Layout, gaps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cls = lay.classes - 1
     shape = lay.shape
-    terrain = ELEVATION + 3.0 * scene.terrain(shape, rng)
-    height = (HEIGHT[cls, 0] + scene.per_parcel(lay, HEIGHT[:, 1], rng)) * (
-        0.7 + 0.6 * scene.object_field(lay, rng)
+    terrain = ELEVATION + 3.0 * relief(shape, rng)
+    height = (HEIGHT[cls, 0] + per_parcel(lay, HEIGHT[:, 1], rng)) * (
+        0.7 + 0.6 * object_field(lay, rng)
     )
-    canopy = scene.smooth_noise(shape, 1.2, rng)
+    canopy = smooth_noise(shape, 1.2, rng)
     height = height + HEIGHT[cls, 2] * np.where(cls == 0, canopy, rng.standard_normal(shape))
     height = np.where(gaps, 0.3 * np.abs(rng.standard_normal(shape)), height)
     return (terrain + height).astype(DSM_DTYPE)
 
 
-def _sar(lay: scene.Layout, gaps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _sar(lay: Layout, gaps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(H, W, 4) float64: VV, VH intensity, Re and Im of <VV VH*>, speckled."""
     cls = lay.classes - 1
     shape = lay.shape
-    parcel = scene.per_parcel(lay, SAR_DB[:, 2], rng)
+    parcel = per_parcel(lay, SAR_DB[:, 2], rng)
     objects = rng.standard_normal(lay.n_objects).astype(np.float32)[lay.objects]
     objects = objects * SAR_DB[cls, 3]
     gap_db = np.where(gaps, -4.0, 0.0)

@@ -12,8 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rsmiss.synth import scene
+from rsmiss.synth.layout import (
+    Layout,
+    object_field,
+    per_parcel,
+    relief,
+    scaled_layout,
+    smooth_noise,
+)
 from rsmiss.synth.specs import HOUSTON2013
+from rsmiss.synth.spectra import gapped_hs_cube
 
 SPEC = HOUSTON2013
 CASI, HDR, LIDAR, ROI_TR, ROI_VA = SPEC.files
@@ -78,9 +86,9 @@ N_PARCELS = 500
 LINES = {9: 3.0, 10: 7.0, 11: 2.0}  # Road, Highway, Railway widths (px)
 
 
-def layout(rng: np.random.Generator, scale: float) -> scene.Layout:
+def layout(rng: np.random.Generator, scale: float) -> Layout:
     """The synthetic Houston layout at ``scale`` (training and test maps included)."""
-    return scene.scaled_layout(SPEC, rng, scale, n_parcels=N_PARCELS, object_px=40.0, lines=LINES)
+    return scaled_layout(SPEC, rng, scale, n_parcels=N_PARCELS, object_px=40.0, lines=LINES)
 
 
 def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | None) -> None:
@@ -91,7 +99,7 @@ def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | N
     lay = layout(rng, scale)
     h, w = lay.shape
     wl = SPEC.wavelengths()
-    hs, gaps = scene.gapped_hs_cube(
+    hs, gaps = gapped_hs_cube(
         lay,
         wl,
         rng,
@@ -128,14 +136,14 @@ def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | N
     (tmp / ROI_VA).write_bytes(roi_text(lay.test, rng, transform, crs).encode("ascii"))
 
 
-def _dsm(lay: scene.Layout, gaps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _dsm(lay: Layout, gaps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Terrain + per-class object heights + noise (float32, metres)."""
     cls = lay.classes - 1
     shape = lay.shape
-    terrain = GROUND + 2.0 * scene.terrain(shape, rng)
-    obj = 0.7 + 0.6 * scene.object_field(lay, rng)  # building-to-building height variation
-    height = (HEIGHT[cls, 0] + scene.per_parcel(lay, HEIGHT[:, 1], rng)) * obj
-    canopy = scene.smooth_noise(shape, 1.5, rng)
+    terrain = GROUND + 2.0 * relief(shape, rng)
+    obj = 0.7 + 0.6 * object_field(lay, rng)  # building-to-building height variation
+    height = (HEIGHT[cls, 0] + per_parcel(lay, HEIGHT[:, 1], rng)) * obj
+    canopy = smooth_noise(shape, 1.5, rng)
     height = height + HEIGHT[cls, 2] * np.where(cls == 3, canopy, rng.standard_normal(shape))
     height = np.where(gaps, 0.05 * rng.standard_normal(shape), height)
     return (terrain + height).astype(LIDAR_DTYPE)

@@ -15,8 +15,17 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from rsmiss.synth import scene
+from rsmiss.synth.layout import (
+    Layout,
+    parcels_from_labels,
+    per_parcel,
+    scaled_layout,
+    smooth_noise,
+    voronoi,
+)
 from rsmiss.synth.specs import TRENTO
+from rsmiss.synth.spectra import gapped_hs_cube
+from rsmiss.synth.writers import write_mat
 
 SPEC = TRENTO
 REAL_FILES = ("Italy_lidar.mat", "allgrd.mat", "TRLabel.mat", "TSLabel.mat")
@@ -25,7 +34,7 @@ REAL_KEYS = {"allgrd.mat": "mask_test", "TRLabel.mat": "TRLabel", "TSLabel.mat":
 HS_DTYPE = np.float64  # MATLAB's default class; values are reflectance x 10000, integral
 LIDAR_DTYPE = np.float32  # as the real Italy_lidar.mat
 
-# Class recipes over scene.materials(); order = SPEC.class_names.
+# Class recipes over materials(); order = SPEC.class_names.
 RECIPES = (
     {"veg": 0.72, "veg_dark": 0.18, "soil": 0.10},  # Apple trees
     {"roof_tile": 0.6, "concrete": 0.4},  # Buildings
@@ -64,9 +73,9 @@ N_PARCELS = 120
 ROAD_WIDTH = 4.0
 
 
-def layout(seed_rng: np.random.Generator, scale: float) -> scene.Layout:
+def layout(seed_rng: np.random.Generator, scale: float) -> Layout:
     """The synthetic Trento layout at ``scale`` (label maps included)."""
-    return scene.scaled_layout(
+    return scaled_layout(
         SPEC, seed_rng, scale, n_parcels=N_PARCELS, object_px=40.0, lines={6: ROAD_WIDTH}
     )
 
@@ -96,7 +105,7 @@ def check_real(real_from: Path) -> None:
             )
 
 
-def _real_layout(real_from: Path, rng: np.random.Generator) -> scene.Layout:
+def _real_layout(real_from: Path, rng: np.random.Generator) -> Layout:
     from scipy.io import loadmat
 
     labels = loadmat(real_from / "allgrd.mat")["mask_test"].astype(np.int16)
@@ -105,10 +114,10 @@ def _real_layout(real_from: Path, rng: np.random.Generator) -> scene.Layout:
     # unlabelled pixels take the class of the nearest labelled one (their content is unknown)
     _, (iy, ix) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
     classes = labels[iy, ix]
-    parcel, n_parcels = scene.parcels_from_labels(classes, rng, N_PARCELS)
+    parcel, n_parcels = parcels_from_labels(classes, rng, N_PARCELS)
     h, w = classes.shape
-    objects, n_obj = scene.voronoi(h, w, round(h * w / 40), rng)
-    return scene.Layout(classes, parcel, n_parcels, objects, n_obj, train, test)
+    objects, n_obj = voronoi(h, w, round(h * w / 40), rng)
+    return Layout(classes, parcel, n_parcels, objects, n_obj, train, test)
 
 
 def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | None) -> None:
@@ -117,7 +126,7 @@ def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | N
         lay = _real_layout(real_from, rng)
     else:
         lay = layout(rng, scale)
-    hs, gaps = scene.gapped_hs_cube(
+    hs, gaps = gapped_hs_cube(
         lay,
         SPEC.wavelengths(),
         rng,
@@ -128,32 +137,32 @@ def write(tmp: Path, rng: np.random.Generator, scale: float, real_from: Path | N
         band_order="hwb_f",
     )
     hs = np.rint(np.clip(hs, 0.0, 1.0) * 10000.0).astype(HS_DTYPE, order="F")
-    scene.write_mat(tmp / "Italy_hsi.mat", {"data": hs}, compress=False)
+    write_mat(tmp / "Italy_hsi.mat", {"data": hs}, compress=False)
     del hs
     if real_from is not None:
         for name in REAL_FILES:
             shutil.copyfile(real_from / name, tmp / name)
         return
     lidar = _lidar(lay, gaps, rng)
-    scene.write_mat(tmp / "Italy_lidar.mat", {"data": lidar}, compress=True)
+    write_mat(tmp / "Italy_lidar.mat", {"data": lidar}, compress=True)
     labelled = np.where(lay.train > 0, lay.train, lay.test).astype(np.uint8)
     for name, key, arr in (
         ("allgrd.mat", "mask_test", labelled),
         ("TRLabel.mat", "TRLabel", lay.train),
         ("TSLabel.mat", "TSLabel", lay.test),
     ):
-        scene.write_mat(tmp / name, {key: arr.astype(np.uint8)}, compress=True)
+        write_mat(tmp / name, {key: arr.astype(np.uint8)}, compress=True)
 
 
-def _lidar(lay: scene.Layout, gaps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _lidar(lay: Layout, gaps: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(H, W, 2) float32: DSM height above ground and return intensity, per class + noise."""
     cls = lay.classes - 1
     shape = lay.shape
-    height = HEIGHT[cls, 0] + scene.per_parcel(lay, HEIGHT[:, 1], rng)
-    canopy = scene.smooth_noise(shape, 1.5, rng)
+    height = HEIGHT[cls, 0] + per_parcel(lay, HEIGHT[:, 1], rng)
+    canopy = smooth_noise(shape, 1.5, rng)
     height = height + HEIGHT[cls, 2] * np.where(cls == 3, canopy, rng.standard_normal(shape))
     height = np.where(gaps, 0.1 + 0.1 * rng.standard_normal(shape), height)
-    inten = INTENSITY[cls, 0] + scene.per_parcel(lay, INTENSITY[:, 1], rng)
+    inten = INTENSITY[cls, 0] + per_parcel(lay, INTENSITY[:, 1], rng)
     inten = inten + INTENSITY[cls, 2] * rng.standard_normal(shape)
     out = np.empty((*shape, 2), dtype=LIDAR_DTYPE, order="F")
     out[..., 0] = np.clip(height, 0.0, LIDAR_MAX[0])
