@@ -146,17 +146,14 @@ def resolve_weights(
     return str(weights), _weights_sha256(path)
 
 
-def _option_keys(method: str) -> set[str] | None:
-    from rsmiss.models import METHODS, OPTION_KEYS
+def _option_keys(method: str) -> set[str]:
+    from rsmiss.models import METHODS
 
     if method not in METHODS:
         raise ConfigError(
             f"--method: unknown method {method!r}; choose from {', '.join(sorted(METHODS))}"
         )
-    if isinstance(OPTION_KEYS, dict):
-        keys = OPTION_KEYS.get(method)
-        return None if keys is None else set(keys)
-    return set(OPTION_KEYS)
+    return set(METHODS[method].options)
 
 
 def _cube_attrs(path: Path) -> Any:
@@ -232,7 +229,7 @@ def plan_runs(
     for m in methods:
         keys = _option_keys(m)
         model_opts, train_opts = parse_set(tuple(sets), keys)
-        unknown = sorted(set(options or {}) - keys) if keys is not None else []
+        unknown = sorted(set(options or {}) - keys)
         if unknown:
             raise ConfigError(
                 f"option {unknown[0]!r} is not known for method {m!r}; known: {sorted(keys)}"

@@ -1,4 +1,4 @@
-"""Performance harness (issue 8): one JSON line per figure, on stdout and in a results file.
+"""Performance harness: one JSON line per figure, on stdout and in a results file.
 
 Figures (`--figures`, default all):
 - `train`: one training step (forward + backward + AdamW) of MaMOL, two modalities with

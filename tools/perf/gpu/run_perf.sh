@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ONE device-tool call for the GPU figures of issue 8 (docs/performance.md):
+# The ONE device-tool call for the GPU figures (docs/performance.md):
 #   run(command="bash tools/perf/gpu/run_perf.sh", carry=[".whl"], timeout_s=520)
 # after `bash tools/perf/gpu/fetch_wheels.sh` here. Installs the carried wheels into
 # /tmp/site, runs the harness from the source tree (no make install) twice under a time
