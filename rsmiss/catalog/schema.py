@@ -1,32 +1,24 @@
-"""Dataset catalog: one YAML file per dataset, validated into a :class:`DatasetSpec`.
-
-A catalog entry is data about a dataset (file names, array keys, shapes, checksums, classes,
-split), kept beside the code rather than in it, so a user adds a dataset by writing one YAML
-file. The three benchmarks live in the repository's ``catalog/`` folder (shipped inside the
-wheel, see :mod:`rsmiss.resources`); any other path may be given instead of a name. Errors
-name the file and the field.
-"""
+"""The catalog entry's schema: raw files, modalities, classes, split and sources."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from rsmiss.errors import ConfigError
-from rsmiss.resources import data_dir, packaged_file
-from rsmiss.yamlschema import SafeName, StrictModel, read_yaml_mapping, validate_mapping
-
-CATALOG_DIR = data_dir("catalog")
+from rsmiss.catalog.fields import Sha256
+from rsmiss.catalog.sources import ManualSpec, SourceSpec
+from rsmiss.yamlschema import SafeName, StrictModel
 
 # Names a modality may not take: they are the cube's own variables and dimensions.
 RESERVED_NAMES = frozenset(
     {"sample", "label", "split", "row", "col", "observed", "label_map", "modality", "y", "x"}
 )
+
+
 _SUFFIX_FORMAT = {
     ".mat": "mat",
     ".tif": "geotiff",
@@ -39,16 +31,6 @@ _SUFFIX_FORMAT = {
     ".txt": "roi",
     ".csv": "csv",
 }
-
-
-def _hex_digest(v: str | None) -> str | None:
-    if v is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", v):
-        raise ValueError("must be 64 hexadecimal digits")
-    return None if v is None else v.lower()
-
-
-# A sha256 given in a catalog: 64 hex digits, stored lower-case.
-Sha256 = Annotated[str | None, AfterValidator(_hex_digest)]
 
 
 class FileSpec(StrictModel):
@@ -255,96 +237,6 @@ class SplitSpec(StrictModel):
         return {k: v for k, v in out.items() if v is not None}
 
 
-def _plain_name(v: str | None) -> str | None:
-    """A file name under ``raw/NAME/``: no folders, so a download cannot write elsewhere."""
-    if v is not None and (not v or "/" in v or "\\" in v or v in (".", "..")):
-        raise ValueError(f"must be a plain file name, got {v!r}")
-    return v
-
-
-PlainName = Annotated[str | None, AfterValidator(_plain_name)]
-
-
-class MemberSpec(StrictModel):
-    """One file taken out of a downloaded archive and published under ``raw/NAME/``."""
-
-    member: str = Field(min_length=1, description="path inside the archive")
-    file: PlainName = Field(None, description="name under raw/NAME (default: the member's)")
-    sha256: Sha256 = Field(
-        None, description="checksum of the member (default: the catalog's for that file)"
-    )
-
-    @property
-    def target(self) -> str:
-        return self.file or self.member.rsplit("/", 1)[-1]
-
-
-ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-
-
-class SourceSpec(StrictModel):
-    """Where one downloadable file comes from: a single raw file, or an archive of several.
-
-    ``urls`` are tried in order, the first that answers wins. ``sha256`` checks the
-    downloaded bytes where the host serves stable ones; for an archive the ``members``'
-    checksums are what decide (GitHub regenerates its archives and their bytes may change).
-    """
-
-    urls: list[str] = Field(min_length=1)
-    file: PlainName = Field(
-        None,
-        description="single file: its name under raw/NAME; archive: the download's name "
-        "(default: the last part of the first URL)",
-    )
-    sha256: Sha256 = None
-    members: list[MemberSpec] = Field(
-        default_factory=list, description="files to extract (empty: the download is one file)"
-    )
-    licence: str = Field("", description="terms the user accepts by downloading, shown once")
-
-    @field_validator("urls")
-    @classmethod
-    def _http(cls, v: list[str]) -> list[str]:
-        for url in v:
-            if not re.fullmatch(r"https?://[^/\s]+/\S*", url):
-                raise ValueError(f"must be http(s) URLs with a path, got {url!r}")
-        return v
-
-    @model_validator(mode="after")
-    def _archive(self) -> SourceSpec:
-        if self.members and not self.name.lower().endswith(ARCHIVE_SUFFIXES):
-            raise ValueError(
-                f"'{self.name}' has members but is not an archive ({', '.join(ARCHIVE_SUFFIXES)})"
-            )
-        targets = [m.target for m in self.members]
-        if len(set(targets)) != len(targets):
-            raise ValueError(f"two members publish the same file: {targets}")
-        return self
-
-    @property
-    def name(self) -> str:
-        """The download's file name."""
-        return self.file or self.urls[0].rstrip("/").rsplit("/", 1)[-1].split("?")[0]
-
-    @property
-    def is_archive(self) -> bool:
-        return bool(self.members)
-
-
-class ManualSpec(StrictModel):
-    """Files a user must fetch by hand (a licence or a login stands between them and a URL)."""
-
-    files: list[str] = Field(min_length=1, description="names to place under raw/NAME")
-    where: str = Field(min_length=1, description="where to get them (URL or instructions)")
-
-    @field_validator("files")
-    @classmethod
-    def _plain(cls, v: list[str]) -> list[str]:
-        for name in v:
-            _plain_name(name)
-        return v
-
-
 class DatasetSpec(StrictModel):
     """A validated catalog entry; ``path`` is the YAML it came from."""
 
@@ -438,44 +330,3 @@ class DatasetSpec(StrictModel):
         if doc["split"].get("keys") is None:
             doc["split"].pop("keys", None)
         return json.dumps(doc, sort_keys=True, separators=(",", ":"))
-
-
-CATALOG_ENV = "RSMISS_CATALOG"
-
-
-def catalog_dirs() -> list[Path]:
-    """Folders searched for a dataset named on the command line: those in ``$RSMISS_CATALOG``
-    (``os.pathsep``-separated; a site's own entries, or its own copy of a benchmark's entry
-    with a mirror's checksums) before the built-in catalog."""
-    extra = [Path(p).expanduser() for p in os.environ.get(CATALOG_ENV, "").split(os.pathsep) if p]
-    return [*extra, CATALOG_DIR]
-
-
-def catalog_names() -> list[str]:
-    return sorted({p.stem for d in catalog_dirs() for p in d.glob("*.yaml")})
-
-
-def _resolve(name_or_path: str | Path) -> Path:
-    text = str(name_or_path)
-    path = Path(text).expanduser()
-    if path.suffix.lower() in (".yaml", ".yml") or path.is_file() or "/" in text:
-        if not path.is_file() and (packaged := packaged_file(path, "catalog")) is not None:
-            return packaged
-        if not path.is_file():
-            raise ConfigError(f"{path}: dataset YAML not found; check the path")
-        return path
-    for folder in catalog_dirs():
-        candidate = folder / f"{text}.yaml"
-        if candidate.is_file():
-            return candidate
-    known = ", ".join(catalog_names()) or "none"
-    raise ConfigError(
-        f"unknown dataset '{text}': known datasets are {known}; or pass the path of a dataset YAML"
-    )
-
-
-def load_catalog(name_or_path: str | Path) -> DatasetSpec:
-    """Load and validate a catalog entry by name (``trento``) or YAML path."""
-    path = _resolve(name_or_path)
-    spec = validate_mapping(DatasetSpec, read_yaml_mapping(path, "dataset YAML"), path)
-    return spec.model_copy(update={"path": path.resolve()})
