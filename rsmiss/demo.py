@@ -1,4 +1,4 @@
-"""``rsmiss demo``: the whole toolkit in a few CPU minutes, on data and weights made on the spot.
+"""``rsmiss demo``: the whole toolkit in about a minute on a CPU, data and weights made here.
 
 It synthesises a small Trento-like scene in the official raw formats, ingests it, builds
 the 70 % missing-both scenarios of two seeds, trains MaMOL and the frozen-backbone

@@ -16,7 +16,7 @@ from rsmiss.commands.options import root_option
     "--pretrain-epochs", type=int, default=None, hidden=True, help="Pretraining epochs (tests)."
 )
 def demo_cmd(root, scale, epochs, no_map, pretrain_epochs) -> None:
-    """Run the embedded demo (a few minutes on a CPU, nothing downloaded).
+    """Run the embedded demo (about a minute on a CPU, nothing downloaded).
 
     Synthesises a small Trento-like scene in the official formats, ingests it, builds the
     70 % missing-both scenario, trains MaMOL and the frozen-backbone baseline on a tiny

@@ -41,7 +41,7 @@ from rsmiss.commands.options import progress_option, root_option, show_progress
     default="vit-b-16",
     show_default=True,
     help="vit-b-16 (the paper's), vit-b-32, vit-l-14, tiny (a small tower for tests and "
-    "the demo, always with --random-init), or a timm ViT trunk as timm:NAME.",
+    "the demo: --random-init, or weights from rsmiss pretrain), or a timm ViT trunk as timm:NAME.",
 )
 @click.option(
     "--backbone-weights",
