@@ -302,7 +302,7 @@ class DatasetSpec(StrictModel):
         if self.reference is not None:
             return self.reference
         names = self.modality_names
-        return "hs" if "hs" in names else names[0]  # DESIGN.md §3: the HS grid by default
+        return "hs" if "hs" in names else names[0]  # docs/design.md, 'Ingest'
 
     @property
     def class_names(self) -> list[str]:
