@@ -18,7 +18,6 @@ from rsmiss.errors import ConfigError, DataError
 from rsmiss.models.architectures import (
     ACTIVATIONS,
     BACKBONES,
-    OPEN_CLIP_NAMES,
     TINY,
     VisionConfig,
     architecture_name,
@@ -40,10 +39,8 @@ from rsmiss.models.weights import (
 __all__ = [
     "ACTIVATIONS",
     "BACKBONES",
-    "OPEN_CLIP_NAMES",
     "PRETRAIN_FORMAT",
     "TINY",
-    "VisionConfig",
     "VisionTower",
     "WeightsMisfit",
     "architecture_name",
@@ -52,6 +49,7 @@ __all__ = [
     "check_weights_fit",
     "describe_weights",
     "load_backbone_weights",
+    "load_visual_state",
     "open_clip_arch",
     "pretrained_summary",
     "read_backbone_weights",
@@ -59,6 +57,7 @@ __all__ = [
 
 
 def backbone_config(name: str) -> VisionConfig:
+    """The architecture a backbone name means: one of `BACKBONES`, or a timm trunk's."""
     if is_timm(name):
         return trunk_info(name)[0]
     key = backbone_key(name)
