@@ -89,8 +89,8 @@ def test_table4_and_table5_map_every_cell():
     t4 = [c for c in t4 if c.method != "mamol_ffn"]
     got4 = {(c.paper_name, c.placement): paper.lookup(c.paper_query()).oa for c in t4}
     assert got4[("mamol_dyn", "last_6x2")] == 97.39
-    assert got4[("moe_task", "head_6x2")] == 96.44
-    assert t4[0].paper_query()["placement"] == "head_6x2"
+    assert got4[("moe_task", "first_6x2")] == 96.44
+    assert t4[0].paper_query()["placement"] == "first_6x2"
     t5 = _cells("paper-table5")
     assert len(t5) == 21  # 5 paper rows + static_pass + mamol_ffn, at 3 rates
     hits5 = {(c.variant, c.rate): paper.lookup(c.paper_query()) for c in t5}

@@ -18,8 +18,8 @@ def test_version():
 
 
 EXPECTED_COMMANDS = (
-    "synth", "ingest", "scenarios", "pretrain", "train", "evaluate", "predict", "benchmark",
-    "demo", "download",
+    "synth", "ingest", "scenarios", "pretrain", "methods", "train", "evaluate", "predict",
+    "benchmark", "demo", "download",
 )  # fmt: skip
 
 

@@ -223,10 +223,10 @@ def test_every_method_forward_backward(method, m):
 
 
 def test_placement_layers_experts_and_options():
-    head = tiny("moe_ada", placement="head", layers="1", experts="5", top_k="2")
-    blocks = head.backbone.transformer.resblocks
+    first = tiny("moe_ada", placement="first", layers="1", experts="5", top_k="2")
+    blocks = first.backbone.transformer.resblocks
     assert [i for i, b in enumerate(blocks) if b.ffn_adapter] == [0]
-    assert blocks[0].ffn_adapter.lora.n == 5 and head.config["options"]["top_k"] == 2
+    assert blocks[0].ffn_adapter.lora.n == 5 and first.config["options"]["top_k"] == 2
     last = tiny("mamol", layers=2, experts=5, no_static="true")
     assert [a.dynamic.n for a in adapters(last)] == [5, 5] and adapters(last)[0].static is None
     ablated = tiny("mamol", no_dynamic=True, no_modality_specific="yes")
@@ -255,6 +255,19 @@ def test_placement_layers_experts_and_options():
         tiny("moe_rep", layers=9)
     with pytest.raises(ConfigError, match="static_mode"):
         tiny("mamol", static_mode="sometimes")
+    with pytest.raises(ConfigError, match="placement='head'"):  # `head` is the classifier's
+        tiny("moe_ada", placement="head")
+
+
+def test_pipeline_placements_name_the_first_blocks_first():
+    """Table 4's "Head (6x2)" is `first_6x2` in pipelines; `head_6x2` is refused (no alias)."""
+    from rsmiss.benchmark.pipeline import PLACEMENT_RE, placement_options
+
+    assert placement_options("first_6x2") == {"placement": "first", "layers": 6, "experts": 2}
+    assert not PLACEMENT_RE.match("head_6x2")
+    model = tiny("moe_rep", **placement_options("first_2x3"))
+    blocks = model.backbone.transformer.resblocks
+    assert [i for i, b in enumerate(blocks) if b.ffn_adapter] == [0, 1]
 
 
 def test_checkpoint_round_trip_and_lazy_export():
@@ -278,6 +291,86 @@ def test_checkpoint_round_trip_and_lazy_export():
 def test_mamol_sizes_below_one_are_config_errors(key):
     with pytest.raises(ConfigError, match=key):
         tiny("mamol", **{key: 0})
+
+
+@pytest.mark.parametrize(
+    ("method", "key", "value"),
+    [
+        ("mamol", "alpha", 0),
+        ("moe_ada", "aux_weight", -0.1),
+        ("moe_rep", "top_k", 0),
+        ("moe_task", "expert_rank", 0),
+        ("dcp", "prompt_length", 2),
+        ("dcp", "prompt_hidden", 0),
+        ("mmp", "prompt_depth", 0),
+    ],
+)
+def test_values_below_an_options_minimum_are_refused_naming_the_range(method, key, value):
+    with pytest.raises(ConfigError, match=rf"{key}={value}.* must be (int|float) >"):
+        tiny(method, **{key: value})
+
+
+def _methods_cli(*args: str):
+    from click.testing import CliRunner
+
+    from rsmiss.cli import main
+
+    return CliRunner().invoke(main, ["methods", *args])
+
+
+def test_methods_command_shows_every_method_option_and_its_help():
+    res = _methods_cli()
+    assert res.exit_code == 0, res.output
+    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in res.output.strip().split("\n\n")}
+    assert len(blocks) == len(METHODS)
+    for name, spec in METHODS.items():
+        lines = blocks[f"{name} — {spec.summary}"]
+        assert lines[0].split() == ["option", "type", "default", "allowed", "help"]
+        assert [ln.split()[0] for ln in lines[1:]] == list(spec.options)
+        for line, (key, opt) in zip(lines[1:], spec.options.items(), strict=True):
+            assert opt.help and line.endswith(opt.help), (name, key)
+            assert line.split()[1] == opt.type.__name__, (name, key)
+            assert (opt.allowed() or "any") in line, (name, key)
+    mamol = blocks[f"mamol — {METHODS['mamol'].summary}"]
+    placement = next(ln for ln in mamol if ln.split()[0] == "placement")
+    assert placement.split()[:5] == ["placement", "str", "last", "last", "|"]
+    assert "first" in placement and "head" not in placement
+
+
+def test_methods_command_json_and_names():
+    res = _methods_cli("--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)["methods"]
+    assert [m["name"] for m in data] == list(METHODS)
+    for m in data:
+        spec = METHODS[m["name"]]
+        assert m["summary"] == spec.summary
+        assert [o["name"] for o in m["options"]] == list(spec.options)
+        for o in m["options"]:
+            opt = spec.options[o["name"]]
+            assert (o["type"], o["default"], o["help"]) == (
+                opt.type.__name__,
+                opt.default,
+                opt.help,
+            )
+            assert o["choices"] == (list(opt.choices) if opt.choices else None)
+    top_k = next(o for o in data[1]["options"] if o["name"] == "top_k")
+    assert (top_k["minimum"], top_k["maximum"], top_k["allowed"]) == (
+        1,
+        "experts",
+        ">= 1, <= experts",
+    )
+    res = _methods_cli("moe_task", "mmp", "moe_task", "--json")
+    assert [m["name"] for m in json.loads(res.output)["methods"]] == ["moe_task", "mmp"]
+    assert _methods_cli("mmp").output.startswith("mmp — ")
+
+
+def test_methods_command_unknown_name_is_one_line_exit_2():
+    res = _methods_cli("mamol", "nope")
+    assert res.exit_code == 2
+    assert res.stdout == ""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'nope'" in lines[0] and "mamol" in lines[0], res.stderr
 
 
 @pytest.mark.parametrize("method", ["mamol", "mamol_ffn", "dcp"])

@@ -22,7 +22,7 @@ from rsmiss.resources import data_dir, packaged_file
 from rsmiss.yamlschema import SafeName, StrictModel, read_yaml_mapping, validate_mapping
 
 PIPELINE_DIR = data_dir("pipelines")
-PLACEMENT_RE = re.compile(r"^(head|last)_(\d+)x(\d+)$")
+PLACEMENT_RE = re.compile(r"^(first|last)_(\d+)x(\d+)$")
 SETTING_RE = re.compile(r"^[a-z][a-z0-9_+-]*$")
 
 
@@ -178,7 +178,7 @@ class Block(StrictModel):
     def _placements(cls, v: list[str]) -> list[str]:
         for p in v:
             if not PLACEMENT_RE.match(p):
-                raise ValueError(f"placement {p!r} must look like last_6x2 or head_6x2")
+                raise ValueError(f"placement {p!r} must look like last_6x2 or first_6x2")
         return v
 
     @model_validator(mode="after")

@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "ingest",
     "scenarios",
     "pretrain",
+    "methods",
     "train",
     "evaluate",
     "predict",

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from rsmiss.errors import DataError
-from rsmiss.models.backbone import VisionTower
 from rsmiss.models.context import PassContext, pattern_index
 from rsmiss.models.tokenizer import ModalityTokenizer
+from rsmiss.models.tower import VisionTower
 
 
 class ModelOutput(NamedTuple):

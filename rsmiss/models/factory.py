@@ -13,13 +13,15 @@ from typing import Any
 from rsmiss.errors import ConfigError
 from rsmiss.models.backbone import build_backbone
 from rsmiss.models.classifier import MultimodalClassifier
-from rsmiss.models.methods import METHODS, MethodSpec, Option, load_methods
+from rsmiss.models.methods import load_methods
+from rsmiss.models.registry import METHODS, MethodSpec, Option
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
 def get_method(method: str) -> MethodSpec:
+    """The registered method `method`; a ConfigError listing the known ones otherwise."""
     load_methods()
     if method not in METHODS:
         raise ConfigError(f"method {method!r} is not known; choose one of {sorted(METHODS)}")
@@ -31,6 +33,7 @@ def coerce(method: str, key: str, value: Any, opt: Option) -> Any:
     bad = ConfigError(
         f"option {key}={value!r} of method {method!r} must be {opt.type.__name__}"
         + (f" in {list(opt.choices)}" if opt.choices else "")
+        + (f" {opt.allowed()}" if opt.minimum is not None else "")
     )
     if value is None:
         if opt.default is None:
@@ -66,12 +69,13 @@ def coerce(method: str, key: str, value: Any, opt: Option) -> Any:
         if not isinstance(value, str):
             raise bad
         value = value.strip().lower()
-    if opt.choices and value not in opt.choices:
+    if (opt.choices and value not in opt.choices) or opt.below_minimum(value):
         raise bad
     return value
 
 
 def resolve_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Every option of `method`: the given ones coerced and checked, defaults for the rest."""
     spec = get_method(method)
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
@@ -105,7 +109,7 @@ def build_model(
     patch_size: int = 14,
     **options: Any,
 ) -> MultimodalClassifier:
-    """Build `method` on a frozen CLIP tower; see DESIGN.md §5 for the contract."""
+    """Build `method` on a frozen CLIP tower (the contract: docs/design.md, "Model")."""
     spec = get_method(method)
     opts = resolve_options(method, options)
     modalities = _check_modalities(modalities)

@@ -1,4 +1,4 @@
-"""CLIP weights by open_clip pretrained tag (``--backbone-weights openai``) in ROOT/weights/.
+"""Backbone weights by tag (``--backbone-weights openai``), fetched into ROOT/weights/.
 
 open_clip's own registry says where each tag lives and its own download code fetches it:
 tags with a URL (OpenAI's, whose URL carries the file's sha256, which open_clip checks) are
@@ -11,11 +11,17 @@ holds a partial file, and a cached file is used without touching the network.
 Redirecting (tests, air-gapped sites): URL tags honour ``--mirror`` / ``$RSMISS_MIRROR``
 (the same ``<host>/<path>`` layout as the dataset downloads); Hub tags honour
 huggingface_hub's ``$HF_ENDPOINT`` (a Hub mirror) and ``$HF_HUB_OFFLINE``.
+
+torchgeo's weight enums (``--backbone-weights torchgeo:ViTSmall16_Weights.SENTINEL2_ALL_DINO``,
+for a ``timm:`` backbone) name a URL whose file name carries the start of its sha256;
+``torch.hub`` downloads it into ``ROOT/weights/`` and checks that hash, honouring the same
+mirrors.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -23,14 +29,16 @@ from pathlib import Path
 from rsmiss.download.dataset import mirrored, resolve_mirrors
 from rsmiss.download.http import DownloadError
 from rsmiss.errors import ConfigError
+from rsmiss.models.architectures import OPEN_CLIP_NAMES, open_clip_arch
+from rsmiss.models.timm_trunk import PREFIX as TIMM_PREFIX
+from rsmiss.models.timm_trunk import is_timm
 from rsmiss.workspace import Workspace, atomic_path, file_sha256
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+TORCHGEO_PREFIX = "torchgeo:"
 
 
 def open_clip_name(backbone: str) -> str:
-    from rsmiss.models.backbone import OPEN_CLIP_NAMES, open_clip_arch
-
     name = open_clip_arch(backbone)
     if name is None:
         raise ConfigError(
@@ -65,8 +73,6 @@ def tag_activation(path: Path) -> str | None:
     """The activation of a file named ``<Arch>-<tag><suffix>`` (as fetched here or placed by
     hand as the offline message says), from open_clip's registry: its ``quick_gelu`` flag
     (OpenAI, MetaCLIP, DFN) or GELU (LAION, DataComp, ...). None for any other name."""
-    from rsmiss.models.backbone import OPEN_CLIP_NAMES
-
     if path.suffix.lower() not in WEIGHT_SUFFIXES:
         return None
     for backbone, name in OPEN_CLIP_NAMES.items():
@@ -124,10 +130,8 @@ def fetch_weights(
     """(path, sha256) of the ``tag`` weights of ``backbone`` in ROOT/weights/, fetched if absent."""
     import open_clip
 
-    if tag.startswith("torchgeo:"):
-        from rsmiss.models.timm_trunk import fetch_torchgeo_weights
-
-        return fetch_torchgeo_weights(tag, backbone, root=root, mirrors=mirrors, log=log)
+    if tag.startswith(TORCHGEO_PREFIX):
+        return _fetch_torchgeo_weights(tag, backbone, root=root, mirrors=mirrors, log=log)
     log = log or (lambda _msg: None)
     ws = Workspace(root)
     name = open_clip_name(backbone)
@@ -176,3 +180,57 @@ def fetch_weights(
         + _place_instead(ws, name, tag, cfg),
         source=f"--backbone-weights {tag}",
     )
+
+
+def _fetch_torchgeo_weights(
+    tag: str,
+    backbone: str,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    mirrors: tuple[str, ...] | list[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[Path, str]:
+    """(path, sha256) of a torchgeo weight enum's file in ROOT/weights/, fetched if absent."""
+    import torch
+    import torchgeo.models as tgm
+
+    log = log or (lambda _msg: None)
+    enum_name, _, member = tag[len(TORCHGEO_PREFIX) :].partition(".")
+    enum = getattr(tgm, enum_name, None)
+    weights = getattr(enum, member, None) if enum is not None and member else None
+    if weights is None or not hasattr(weights, "url"):
+        raise ConfigError(
+            f"--backbone-weights {tag}: not a torchgeo weight enum member; give e.g. "
+            "torchgeo:ViTSmall16_Weights.SENTINEL2_ALL_DINO"
+        )
+    model = weights.meta.get("model")
+    if not is_timm(backbone) or backbone[len(TIMM_PREFIX) :] != model:
+        raise ConfigError(
+            f"--backbone-weights {tag}: weights of timm:{model}, not of --backbone {backbone}; "
+            f"pass --backbone timm:{model}"
+        )
+    ws = Workspace(root)
+    dest = ws.weights / os.path.basename(weights.url)
+    if dest.is_file():
+        return dest, file_sha256(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for url in mirrored([weights.url], resolve_mirrors(mirrors)):
+        log(f"{tag}: downloading from {url}")
+        try:
+            # torch.hub writes a temporary file, checks the hash in the file name, then renames.
+            torch.hub.download_url_to_file(url, str(dest), hash_prefix=_hash_prefix(dest.name))
+        except Exception as exc:  # noqa: BLE001 - urllib errors and torch.hub's hash check
+            failures.append(f"{url}: {' '.join(str(exc).split())[:200]}")
+            continue
+        return dest, file_sha256(dest)
+    raise DownloadError(
+        f"cannot download {tag} ({'; '.join(failures)}); place {dest.name} (from "
+        f"{weights.url}) at {dest} or pass --backbone-weights PATH",
+        source=f"--backbone-weights {tag}",
+    )
+
+
+def _hash_prefix(file_name: str) -> str | None:
+    m = re.search(r"-([a-f0-9]+)\.", file_name)  # torch.hub's convention: name-<sha256[:n]>.ext
+    return m.group(1) if m else None

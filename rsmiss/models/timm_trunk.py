@@ -10,28 +10,20 @@ as CLIP's. A timm ViT has no pre-norm and no output projection: ``ln_pre`` becom
 identity and ``proj`` the identity matrix (the feature is the normed class token, as timm's
 ``token`` pooling gives it). A trunk that does not fit that shape (layer scale, register
 tokens, q/k norms, a pre-norm, no class token) is refused in one line rather than loaded
-approximately.
-
-torchgeo's weight enums (``--backbone-weights torchgeo:ViTSmall16_Weights.SENTINEL2_ALL_DINO``)
-name a URL whose file name carries the start of its sha256; ``torch.hub`` downloads it into
-``ROOT/weights/`` and checks that hash. ``--mirror`` / ``$RSMISS_MIRROR`` redirect it.
+approximately. Their weights (``torchgeo:`` tags) are fetched by ``rsmiss.models.pretrained``.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import re
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 import torch
 
 from rsmiss.errors import ConfigError, DataError
+from rsmiss.models.architectures import VisionConfig
 
 PREFIX = "timm:"
-WEIGHTS_PREFIX = "torchgeo:"
 _BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 _BLOCK_KEYS = {
     "norm1": "ln_1",
@@ -69,11 +61,9 @@ def _refuse(name: str, why: str) -> ConfigError:
 
 
 @functools.lru_cache(maxsize=8)
-def trunk_info(name: str) -> tuple[Any, str, float]:
+def trunk_info(name: str) -> tuple[VisionConfig, str, float]:
     """(VisionConfig, activation, LayerNorm eps) of a timm ViT trunk; refuses misfits."""
     from timm.models.vision_transformer import VisionTransformer
-
-    from rsmiss.models.backbone import VisionConfig
 
     model = _timm_model(name)
     if not isinstance(model, VisionTransformer):
@@ -168,60 +158,3 @@ def trunk_state(
     for key in [k for k in own if k.endswith("attn.in_proj_bias")]:
         out.setdefault(key, torch.zeros_like(own[key]))  # timm ViTs without qkv bias
     return out
-
-
-def fetch_torchgeo_weights(
-    tag: str,
-    backbone: str,
-    *,
-    root: str | os.PathLike[str] | None = None,
-    mirrors: tuple[str, ...] | list[str] | None = None,
-    log: Callable[[str], None] | None = None,
-) -> tuple[Path, str]:
-    """(path, sha256) of a torchgeo weight enum's file in ROOT/weights/, fetched if absent."""
-    import torchgeo.models as tgm
-
-    from rsmiss.download.dataset import mirrored, resolve_mirrors
-    from rsmiss.download.http import DownloadError
-    from rsmiss.workspace import Workspace, file_sha256
-
-    log = log or (lambda _msg: None)
-    enum_name, _, member = tag[len(WEIGHTS_PREFIX) :].partition(".")
-    enum = getattr(tgm, enum_name, None)
-    weights = getattr(enum, member, None) if enum is not None and member else None
-    if weights is None or not hasattr(weights, "url"):
-        raise ConfigError(
-            f"--backbone-weights {tag}: not a torchgeo weight enum member; give e.g. "
-            "torchgeo:ViTSmall16_Weights.SENTINEL2_ALL_DINO"
-        )
-    model = weights.meta.get("model")
-    if not is_timm(backbone) or backbone[len(PREFIX) :] != model:
-        raise ConfigError(
-            f"--backbone-weights {tag}: weights of timm:{model}, not of --backbone {backbone}; "
-            f"pass --backbone timm:{model}"
-        )
-    ws = Workspace(root)
-    dest = ws.weights / os.path.basename(weights.url)
-    if dest.is_file():
-        return dest, file_sha256(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    failures = []
-    for url in mirrored([weights.url], resolve_mirrors(mirrors)):
-        log(f"{tag}: downloading from {url}")
-        try:
-            # torch.hub writes a temporary file, checks the hash in the file name, then renames.
-            torch.hub.download_url_to_file(url, str(dest), hash_prefix=_hash_prefix(dest.name))
-        except Exception as exc:  # noqa: BLE001 - urllib errors and torch.hub's hash check
-            failures.append(f"{url}: {' '.join(str(exc).split())[:200]}")
-            continue
-        return dest, file_sha256(dest)
-    raise DownloadError(
-        f"cannot download {tag} ({'; '.join(failures)}); place {dest.name} (from "
-        f"{weights.url}) at {dest} or pass --backbone-weights PATH",
-        source=f"--backbone-weights {tag}",
-    )
-
-
-def _hash_prefix(file_name: str) -> str | None:
-    m = re.search(r"-([a-f0-9]+)\.", file_name)  # torch.hub's convention: name-<sha256[:n]>.ext
-    return m.group(1) if m else None

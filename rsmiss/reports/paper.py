@@ -133,13 +133,15 @@ def _table4(q: dict[str, Any]) -> PaperEntry | None:
     if not q["placement"] or q["availability"] or q["setting"] != q["train_setting"]:
         return None
     name = "mamol_dyn" if q["paper_name"] == "mamol" else q["paper_name"]
+    # the paper calls the first blocks "Head" (head_6x2); rsmiss says first_6x2
+    placement = q["placement"].replace("first_", "head_", 1)
     for row in load_table("table4"):
         if (
             row["dataset"] == q["dataset"]
             and int(row["missing_rate_pct"]) == _pct(q["rate"])
             and row["pattern"] == q["setting"]
             and row["method"] == name
-            and row["placement"] == q["placement"]
+            and row["placement"] == placement
         ):
             return _entry("table4", row, f"{name} {row['placement']} ({row['backbone']})")
     return None

@@ -1,47 +1,21 @@
-"""Method registry: one module per method, each registering a `MethodSpec` on import.
+"""The method modules, each registering a `MethodSpec` in `rsmiss.models.registry` on import.
 
 A new method is one new module listed in `METHOD_MODULES`: its options (typed, with
 defaults) and an `attach(model, options)` that adds its adapters / prompts to the shared
-classifier. `rsmiss.models.factory.build_model` does the rest.
+classifier. `rsmiss.models.factory.build_model` does the rest. The option sets below are
+shared so that every method with experts takes Table 4's placements the same way.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
-from rsmiss.models.backbone import ACTIVATIONS
+from rsmiss.models.architectures import ACTIVATIONS
+from rsmiss.models.injection import PLACEMENTS
+from rsmiss.models.registry import METHODS, MethodSpec, Option
 
 METHOD_MODULES = ("baseline", "mamol", "mmp", "dcp", "moe_rep", "moe_ada", "moe_task")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One `--set KEY=VALUE` option: type, default (None = resolved from the backbone)."""
-
-    type: type
-    default: Any
-    choices: tuple | None = None
-    help: str = ""
-
-
-@dataclass(frozen=True)
-class MethodSpec:
-    name: str
-    attach: Callable[[Any, dict[str, Any]], None]
-    options: dict[str, Option] = field(default_factory=dict)
-    summary: str = ""
-
-    def __call__(self, n_classes: int, modalities: dict[str, int], **kwargs: Any):
-        """The registry entry is a builder: METHODS["mamol"](15, {"hs": 144, "lidar": 1}, ...)."""
-        from rsmiss.models.factory import build_model
-
-        return build_model(self.name, n_classes, modalities, **kwargs)
-
-
-METHODS: dict[str, MethodSpec] = {}
+DEPTH = "the backbone's depth"
 
 COMMON_OPTIONS = {
     "activation": Option(
@@ -49,22 +23,32 @@ COMMON_OPTIONS = {
     ),
 }
 EXPERT_OPTIONS = {
-    "placement": Option(str, "last", ("last", "head"), "blocks with experts: last or first"),
-    "layers": Option(int, None, None, "number of blocks with experts (default: half the depth)"),
-    "experts": Option(int, 2, None, "experts per block"),
-    "rank": Option(int, 8, None, "LoRA rank"),
+    "placement": Option(
+        str, "last", PLACEMENTS, "which blocks get experts: the last or the first `layers` blocks"
+    ),
+    "layers": Option(
+        int,
+        None,
+        help="number of blocks with experts (default: half the depth)",
+        minimum=1,
+        maximum=DEPTH,
+    ),
+    "experts": Option(int, 2, help="experts per block", minimum=1),
+    "rank": Option(int, 8, help="LoRA rank", minimum=1),
 }
 PROMPT_OPTIONS = {
-    "prompt_depth": Option(int, None, None, "blocks with prompts from the first (default: 6)"),
+    "prompt_depth": Option(
+        int,
+        None,
+        help="blocks with prompts, from the first (default: 6, at most half the depth)",
+        minimum=1,
+        maximum=DEPTH,
+    ),
 }
-
-
-def register(spec: MethodSpec) -> MethodSpec:
-    METHODS[spec.name] = spec
-    return spec
 
 
 def load_methods() -> dict[str, MethodSpec]:
+    """Import every method module, so that each has registered itself in `METHODS`."""
     for name in METHOD_MODULES:
         importlib.import_module(f"{__name__}.{name}")
     return METHODS

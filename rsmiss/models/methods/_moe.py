@@ -10,12 +10,10 @@ from rsmiss.models.methods import default_layers
 
 
 def chosen_blocks(model: Any, options: dict[str, Any], top_k: bool = True) -> list[int]:
+    """The blocks that get experts; `layers` resolved from the depth when not given."""
     tower = model.backbone
     if options["layers"] is None:
         options["layers"] = default_layers(tower.cfg.layers)
-    for key in ("experts", "rank"):
-        if options[key] < 1:
-            raise ConfigError(f"option {key}={options[key]} must be at least 1")
     if top_k and not 1 <= options["top_k"] <= options["experts"]:
         raise ConfigError(f"option top_k={options['top_k']} must be between 1 and experts")
     return select_blocks(tower.cfg.layers, options["placement"], options["layers"])

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rsmiss.models.methods import COMMON_OPTIONS, MethodSpec, register
+from rsmiss.models.methods import COMMON_OPTIONS
+from rsmiss.models.registry import MethodSpec, register
 
 
 def attach(model: Any, options: dict[str, Any]) -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rsmiss.errors import ConfigError
 from rsmiss.models.adapters.prompts import CorrelatedPrompts
-from rsmiss.models.methods import COMMON_OPTIONS, PROMPT_OPTIONS, MethodSpec, Option, register
+from rsmiss.models.methods import COMMON_OPTIONS, PROMPT_OPTIONS
 from rsmiss.models.methods.mmp import prompt_depth
+from rsmiss.models.registry import MethodSpec, Option, register
 
 
 def attach(model: Any, options: dict[str, Any]) -> None:
     depth = prompt_depth(model, options)
-    if options["prompt_length"] < 3:
-        raise ConfigError("option prompt_length must be at least 3 for dcp (three prompt kinds)")
     model.prompter = CorrelatedPrompts(
         model.n_patterns,
         len(model.modalities),
@@ -27,7 +25,9 @@ def attach(model: Any, options: dict[str, Any]) -> None:
 OPTIONS = {
     **COMMON_OPTIONS,
     **PROMPT_OPTIONS,
-    "prompt_length": Option(int, 36, None, "prompt tokens per block (split over 3 kinds)"),
-    "prompt_hidden": Option(int, 64, None, "hidden width of the prompt-generating MLPs"),
+    "prompt_length": Option(
+        int, 36, help="prompt tokens per block, split over the 3 prompt kinds", minimum=3
+    ),
+    "prompt_hidden": Option(int, 64, help="hidden width of the prompt-generating MLPs", minimum=1),
 }
 register(MethodSpec("dcp", attach, OPTIONS, "correlated + dynamic + modal-common prompts"))

@@ -17,25 +17,14 @@ from rsmiss.models.adapters.mamol import (
     MaMOLFFNAdapter,
 )
 from rsmiss.models.injection import inject_ffn_adapters, select_blocks
-from rsmiss.models.methods import (
-    COMMON_OPTIONS,
-    EXPERT_OPTIONS,
-    MethodSpec,
-    Option,
-    default_layers,
-    register,
-)
+from rsmiss.models.methods import COMMON_OPTIONS, EXPERT_OPTIONS, default_layers
+from rsmiss.models.registry import MethodSpec, Option, register
 
 
 def attach(model: Any, options: dict[str, Any]) -> None:
     tower = model.backbone
     if options["layers"] is None:
         options["layers"] = default_layers(tower.cfg.layers)
-    for key in ("experts", "rank", "router_hidden", "pattern_dim"):
-        if options[key] < 1:
-            raise ConfigError(f"option {key}={options[key]} must be at least 1")
-    if options["alpha"] is not None and not options["alpha"] > 0:
-        raise ConfigError(f"option alpha={options['alpha']} must be positive")
     if not 1 <= options["top_k"] <= options["experts"]:
         raise ConfigError(f"option top_k={options['top_k']} must be between 1 and experts")
     cfg = MaMOLConfig(**{k: options[k] for k in MaMOLConfig.__dataclass_fields__ if k in options})
@@ -53,17 +42,21 @@ def _options(site: str) -> dict[str, Option]:
     return {
         **COMMON_OPTIONS,
         **EXPERT_OPTIONS,
-        "top_k": Option(int, 1, None, "dynamic experts per token"),
-        "no_dynamic": Option(bool, False, None, "ablation: drop the dynamic pattern experts"),
-        "no_static": Option(bool, False, None, "ablation: drop all static experts"),
-        "no_modality_specific": Option(bool, False, None, "ablation: keep only the shared expert"),
+        "top_k": Option(int, 1, help="dynamic experts per token", minimum=1, maximum="experts"),
+        "no_dynamic": Option(bool, False, help="ablation: drop the dynamic pattern experts"),
+        "no_static": Option(bool, False, help="ablation: drop all static experts"),
+        "no_modality_specific": Option(bool, False, help="ablation: keep only the shared expert"),
         "static_mode": Option(
             str, "sample", ("sample", "pass"), "modality experts on by sample availability or pass"
         ),
-        "router_hidden": Option(int, 64, None, "hidden width of the router MLP f_t"),
-        "pattern_dim": Option(int, 32, None, "size of the missing-pattern embedding"),
+        "router_hidden": Option(int, 64, help="hidden width of the router MLP f_t", minimum=1),
+        "pattern_dim": Option(int, 32, help="size of the missing-pattern embedding", minimum=1),
         "alpha": Option(
-            float, None, None, "LoRA alpha of every expert (scaling alpha / rank; default rank)"
+            float,
+            None,
+            help="LoRA alpha of every expert (scaling alpha / rank; default: the rank)",
+            minimum=0,
+            exclusive_minimum=True,
         ),
         "expert_site": Option(
             str, site, EXPERT_SITES, "experts beside the FFN (parallel) or LoRA on its linears"

@@ -6,24 +6,17 @@ from typing import Any
 
 from rsmiss.errors import ConfigError
 from rsmiss.models.adapters.prompts import MissingAwarePrompts
-from rsmiss.models.methods import (
-    COMMON_OPTIONS,
-    PROMPT_OPTIONS,
-    MethodSpec,
-    Option,
-    default_layers,
-    register,
-)
+from rsmiss.models.methods import COMMON_OPTIONS, PROMPT_OPTIONS, default_layers
+from rsmiss.models.registry import MethodSpec, Option, register
 
 
 def prompt_depth(model: Any, options: dict[str, Any]) -> int:
+    """Blocks with prompts: the option, else 6 (at most half the depth); at most the depth."""
     depth = model.backbone.cfg.layers
     if options["prompt_depth"] is None:
         options["prompt_depth"] = min(6, default_layers(depth))  # 0-5 on ViT-B/16
     if not 1 <= options["prompt_depth"] <= depth:
         raise ConfigError(f"option prompt_depth must be between 1 and the depth {depth}")
-    if options["prompt_length"] < 1:
-        raise ConfigError("option prompt_length must be at least 1")
     return options["prompt_depth"]
 
 
@@ -37,6 +30,6 @@ def attach(model: Any, options: dict[str, Any]) -> None:
 OPTIONS = {
     **COMMON_OPTIONS,
     **PROMPT_OPTIONS,
-    "prompt_length": Option(int, 16, None, "prompt tokens per block"),
+    "prompt_length": Option(int, 16, help="prompt tokens per block", minimum=1),
 }
 register(MethodSpec("mmp", attach, OPTIONS, "missing-aware prompts per pattern"))

@@ -6,8 +6,9 @@ from typing import Any
 
 from rsmiss.models.adapters.moe import ReplacementMoE
 from rsmiss.models.injection import inject_ffn_adapters
-from rsmiss.models.methods import COMMON_OPTIONS, EXPERT_OPTIONS, MethodSpec, Option, register
+from rsmiss.models.methods import COMMON_OPTIONS, EXPERT_OPTIONS
 from rsmiss.models.methods._moe import chosen_blocks
+from rsmiss.models.registry import MethodSpec, Option, register
 
 
 def attach(model: Any, options: dict[str, Any]) -> None:
@@ -30,7 +31,7 @@ def attach(model: Any, options: dict[str, Any]) -> None:
 OPTIONS = {
     **COMMON_OPTIONS,
     **EXPERT_OPTIONS,
-    "top_k": Option(int, 1, None, "experts per token"),
-    "aux_weight": Option(float, 0.01, None, "weight of the load-balancing loss"),
+    "top_k": Option(int, 1, help="experts per token", minimum=1, maximum="experts"),
+    "aux_weight": Option(float, 0.01, help="weight of the load-balancing loss", minimum=0),
 }
 register(MethodSpec("moe_rep", attach, OPTIONS, "FFN replaced by a top-k LoRA-expert MoE"))

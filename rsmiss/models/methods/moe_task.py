@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from rsmiss.errors import ConfigError
 from rsmiss.models.adapters.moe import TaskMoE
 from rsmiss.models.injection import inject_ffn_adapters
-from rsmiss.models.methods import COMMON_OPTIONS, EXPERT_OPTIONS, MethodSpec, Option, register
+from rsmiss.models.methods import COMMON_OPTIONS, EXPERT_OPTIONS
 from rsmiss.models.methods._moe import chosen_blocks
+from rsmiss.models.registry import MethodSpec, Option, register
 
 
 def attach(model: Any, options: dict[str, Any]) -> None:
     width = model.backbone.cfg.width
     blocks = chosen_blocks(model, options, top_k=False)
-    if options["expert_rank"] is not None and options["expert_rank"] < 1:
-        raise ConfigError(f"option expert_rank={options['expert_rank']} must be at least 1")
     inject_ffn_adapters(
         model.backbone,
         blocks,
@@ -35,8 +33,8 @@ OPTIONS = {
     "expert_rank": Option(
         int,
         None,
-        None,
-        "LoRA rank of each expert; default: MOELoRA slicing, rank // experts each",
+        help="LoRA rank of each expert; default: MOELoRA slicing, rank // experts each",
+        minimum=1,
     ),
 }
 register(MethodSpec("moe_task", attach, OPTIONS, "pattern-gated LoRA slices (MOELoRA)"))
