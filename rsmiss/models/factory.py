@@ -109,7 +109,7 @@ def build_model(
     patch_size: int = 14,
     **options: Any,
 ) -> MultimodalClassifier:
-    """Build `method` on a frozen CLIP tower (the contract: docs/design.md, "Model")."""
+    """Build `method` on a frozen CLIP tower (the contract: docs/design.md, "Model contract")."""
     spec = get_method(method)
     opts = resolve_options(method, options)
     modalities = _check_modalities(modalities)

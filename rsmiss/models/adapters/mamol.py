@@ -1,6 +1,6 @@
 """MaMOL: Missing-aware Mixture of LoRA experts (paper §3.2-3.4), at two sites.
 
-The choices where the paper is silent are in docs/design.md, section "Model".
+The choices where the paper is silent are in docs/design.md, "Where the paper is silent".
 
 Routing (`MaMOLRouting`, shared by both sites):
 - dynamic (pattern) experts: router g = softmax(W_t f_t([z; e(pattern)])) per token, top-k,

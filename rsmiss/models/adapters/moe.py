@@ -1,4 +1,4 @@
-"""The three MoE baselines of the paper's Table 4, as FFN adapters (docs/design.md, "Model").
+"""The three MoE baselines of the paper's Table 4, as FFN adapters (docs/design.md, Model contract).
 
 - `ReplacementMoE` (moe_rep, DeepSpeed-MoE style): the FFN is replaced by a top-k MoE whose
   experts are the frozen FFN with a per-expert LoRA on both linears; token router; Switch /
@@ -11,7 +11,7 @@ Top-1 gates of both (`unit_gate`): a renormalised top-1 gate is the constant 1, 
 loss would never reach the router, and Switch's raw gate (about 1/N at init) would scale
 the frozen FFN down before any training. The gate is therefore 1 in value with the raw
 gate's gradient (`p / p.detach()`): the model starts exactly as the frozen one and the router
-still learns from the task, as MaMOL's raw-gate rule intends (docs/design.md, "Model").
+still learns from the task, as MaMOL's raw-gate rule intends (docs/design.md, "Model contract").
 - `TaskMoE` (moe_task, MOELoRA): dense gate from the missing pattern alone; the experts are
   slices of one LoRA (rank / experts each) beside the frozen FFN; no balancing loss.
 
