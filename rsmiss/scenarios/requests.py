@@ -66,7 +66,7 @@ def _require_in_cube(flag: str, names: Sequence[str], inputs: CubeInputs) -> Non
     for m in names:
         if m not in inputs.modalities:
             raise ConfigError(
-                f"{flag} names '{m}', but cube {inputs.path or inputs.dataset} has no such "
+                f"{flag} names '{m}', but cube {inputs.path} has no such "
                 f"modality (it has {', '.join(inputs.modalities)})"
             )
 
