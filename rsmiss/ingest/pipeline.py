@@ -22,7 +22,7 @@ from rsmiss import __version__
 from rsmiss.catalog import DatasetSpec, load_catalog
 from rsmiss.errors import ConfigError, DataError
 from rsmiss.ingest.grid import Aligned, Grid
-from rsmiss.ingest.labels import Split, build_split
+from rsmiss.ingest.labels import build_split
 from rsmiss.ingest.stats import BandStats, scan_modality, tqdm_disable
 from rsmiss.ingest.store import CUBE_FORMAT, finished_cube_id
 from rsmiss.io import check_shape, dtype_mismatch, open_source
@@ -347,4 +347,4 @@ def _attrs(
     return attrs
 
 
-__all__ = ["IngestResult", "Split", "ingest"]
+__all__ = ["IngestResult", "ingest"]

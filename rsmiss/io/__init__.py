@@ -33,7 +33,8 @@ __all__ = [
 
 
 def open_source(path: str | Path, spec) -> RasterSource:
-    """Open ``path`` as described by a :class:`rsmiss.catalog.FileSpec` and check its shape."""
+    """Open ``path`` as described by a :class:`rsmiss.catalog.FileSpec` (its reader, key,
+    layout and nodata); :func:`check_shape` compares the shape with the catalog's."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: raw file not found; put it there or pass --raw DIR")
