@@ -1,7 +1,46 @@
 """Reading cubes: :func:`open_cube` (lazy xarray) and :class:`CubeDataset` (torch samples).
 
-Patch variables of a ``--no-patches`` cube are cut lazily from the stored scene with the
-same function ingest uses, so both kinds of cube give identical values.
+A cube (``ROOT/cubes/<dataset>.zarr``, written by ``rsmiss ingest``) is a zarr v3 store
+with consolidated metadata following the CF / GeoZarr conventions, so a plain
+``xarray.open_zarr`` shows labelled coordinates and ``rioxarray`` (``ds.rio.crs``,
+``ds.scene_hs.rio.to_raster``) works without reading rsmiss attributes
+(docs/design.md, "Cube format"):
+
+- Dimensions: ``sample`` (labelled pixels, raster order), ``modality``, ``<m>_band`` per
+  modality, ``y``/``x`` (the reference grid), ``py``/``px`` (patch rows/columns).
+- Coordinates: ``modality`` (names, column order of ``observed``); ``y``/``x`` at the pixel
+  centres, from the affine transform, in CRS units with CF ``standard_name``/``units``;
+  ``spatial_ref`` (scalar) with ``crs_wkt``, ``spatial_ref`` (WKT), ``GeoTransform`` (GDAL
+  order) and pyproj's CF grid-mapping parameters; ``<m>_band``: band-centre wavelengths
+  (``units: nm``) for modalities whose catalog entry gives them; ``sample_y``/``sample_x``:
+  the ``y``/``x`` of each sample's pixel centre.
+- A grid without a CRS (Trento's and Augsburg's ``.mat`` arrays) has no ``spatial_ref``
+  and no ``grid_mapping``: ``y``/``x`` are then int32 pixel indices (0..H-1, 0..W-1,
+  ``units: 1``) and ``sample_y``/``sample_x`` equal ``row``/``col``. A rotated transform
+  has ``spatial_ref`` but no 1-D ``y``/``x`` coordinates (``GeoTransform`` places pixels).
+- Per sample: ``label`` int16 (raw 1-based class id), ``split`` str ``"train"``/``"test"``
+  (zarr v3 variable-length strings), ``row``/``col`` int32 (pixel indices on the grid),
+  ``observed`` bool (``sample``, ``modality``): True where at least one band of that
+  modality is valid (finite, not nodata); invalid values are 0 after standardisation.
+- Per pixel (``grid_mapping: spatial_ref`` when georeferenced): ``scene_<m>`` float32
+  (``<m>_band``, ``y``, ``x``), standardised with the training pixels' band mean/std,
+  chunked by ~16 MB row bands; ``label_map`` int16 (0 = unlabelled); ``observed_map`` bool
+  (``modality``, ``y``, ``x``), ``observed`` for every pixel, so whole-scene prediction
+  treats a sensor's gap as a missing modality.
+- Patches ``<m>`` (``sample``, ``<m>_band``, ``py``, ``px``), centre at ``P//2``, reflect
+  padding; float16 for modalities of kind ``hyperspectral``, float32 otherwise; chunked
+  along ``sample`` (256..2048 samples, ~48 MB for the widest modality). A
+  ``--no-patches`` cube stores none: :func:`open_cube` cuts them lazily from the scene.
+- Root attributes: ``dataset``, ``title``, ``modalities``, ``reference``,
+  ``class_names``, ``palette``, ``kind_<m>``, ``norm_mean_<m>``/``norm_std_<m>``,
+  ``patch_size``, ``has_patches``, ``has_labels``, ``split_method``, ``checksums`` (per
+  file ``{sha256, expected, matched}``), ``synthetic``/``synthetic_info``, ``catalog``,
+  ``crs`` (WKT) and ``transform`` (the six coefficients ``affine.Affine(*t)`` takes; both
+  null without a CRS), ``cube_format``, ``rsmiss_version``, ``cube_id`` and
+  ``rsmiss_complete`` (written last).
+- A scene without labels (split method ``none``) has a ``sample`` dimension of length 0,
+  ``label_map`` all 0, ``has_labels: false``; its band statistics use all valid pixels.
+- All arrays are Zstd level 1 compressed.
 """
 
 from __future__ import annotations
@@ -27,7 +66,7 @@ def _lazy_patches(ds: Any, path: Path, modality: str, patch_size: int, chunk: in
     rows = ds["row"].values
     cols = ds["col"].values
     bands = scene.shape[0]
-    dtype = patch_dtype(modality, ds.attrs.get(f"kind_{modality}"))
+    dtype = patch_dtype(ds.attrs[f"kind_{modality}"])
     cut = dask.delayed(cut_patches, pure=False)
     blocks = [
         da.from_delayed(
@@ -43,7 +82,7 @@ def _lazy_patches(ds: Any, path: Path, modality: str, patch_size: int, chunk: in
 
 
 def open_cube(path: str | Path) -> Any:
-    """The cube at ``path`` as a lazy ``xarray.Dataset`` (DESIGN.md §3).
+    """The cube at ``path`` as a lazy ``xarray.Dataset`` (layout: this module's docstring).
 
     Refuses anything that is not a finished rsmiss cube (a ``.tmp-*`` store of an
     interrupted ingest, a foreign zarr store) with a DataError naming the path.
@@ -60,7 +99,7 @@ def open_cube(path: str | Path) -> Any:
         p = int(attrs["patch_size"])
         names = list(attrs["modalities"])
         bands = [ds.sizes[f"{m}_band"] for m in names]
-        chunk = patch_chunk(bands, p, names, [attrs.get(f"kind_{m}") for m in names])
+        chunk = patch_chunk(bands, p, [attrs[f"kind_{m}"] for m in names])
         for m in names:
             ds[m] = (("sample", f"{m}_band", "py", "px"), _lazy_patches(ds, path, m, p, chunk))
         ds.attrs = dict(attrs)
@@ -131,7 +170,7 @@ class _CubeDatasetMixin:
         return self._scenes
 
     def _dtype(self, m: str) -> np.dtype:
-        return patch_dtype(m, self._ds.attrs.get(f"kind_{m}"))
+        return patch_dtype(self._ds.attrs[f"kind_{m}"])
 
     def __len__(self) -> int:
         return int(self.index.size)

@@ -186,7 +186,6 @@ def test_small_cube_layout_values_and_normalisation(small_trento, tmp_path):
     for key in (
         "dataset",
         "modalities",
-        "wavelengths_hs",
         "class_names",
         "palette",
         "crs",
@@ -202,7 +201,15 @@ def test_small_cube_layout_values_and_normalisation(small_trento, tmp_path):
     ):
         assert key in a, key
     assert a["patch_size"] == 14 and a["has_patches"] is True and a["synthetic"] is True
-    assert len(a["norm_mean_hs"]) == 63 and len(a["wavelengths_hs"]) == 63 and a["crs"] is None
+    assert len(a["norm_mean_hs"]) == 63 and a["crs"] is None and a["transform"] is None
+    # no CRS (plain .mat arrays): pixel-index coordinates, no grid mapping
+    assert "spatial_ref" not in ds.variables and "grid_mapping" not in ds["scene_hs"].attrs
+    assert ds["y"].values.tolist() == list(range(ds.sizes["y"]))
+    assert ds["x"].values.tolist() == list(range(w))
+    np.testing.assert_array_equal(ds["sample_y"].values, rows)
+    np.testing.assert_array_equal(ds["sample_x"].values, cols)
+    assert ds["hs_band"].size == 63 and ds["hs_band"].attrs["units"] == "nm"
+    assert float(ds["hs_band"][0]) == pytest.approx(402.89)
 
 
 def test_rerun_is_up_to_date_force_rebuilds_changed_input_rebuilds(trento_copy, tmp_path):
@@ -366,6 +373,9 @@ def test_geotiff_user_yaml_lidar_other_crs_and_resolution_lands_on_hs_grid(tmp_p
     assert res.exit_code == 0, res.output
     ds = open_cube(root / "cubes" / "geo.zarr")
     assert ds["scene_lidar"].shape == (1, 30, 40) and "32632" in ds.attrs["crs"]
+    assert "32632" in ds["spatial_ref"].attrs["crs_wkt"]
+    assert ds["scene_lidar"].attrs["grid_mapping"] == "spatial_ref"
+    np.testing.assert_allclose(ds["x"].values, g["e0"] + (np.arange(40) + 0.5) * g["px"])
     mean, std = ds.attrs["norm_mean_lidar"][0], ds.attrs["norm_std_lidar"][0]
     lid = ds["scene_lidar"].values[0] * std + mean
     jj, ii = np.meshgrid(np.arange(40) + 0.5, np.arange(30) + 0.5)

@@ -1,8 +1,10 @@
-"""Ingest: raw rasters -> co-registered, standardised zarr cube with patches (DESIGN.md §3).
+"""Ingest: raw rasters -> co-registered, standardised zarr cube with patches.
 
+The cube's layout is described in :mod:`rsmiss.cube` and docs/design.md, "Cube format".
 Modules: ``grid`` (co-registration), ``labels`` (split and sample index), ``stats``
-(training-pixel statistics), ``patches`` (patch cutting), ``store`` (layout, finished-cube
-test), ``write`` (the store and dask execution), ``pipeline`` (the ``ingest`` entry point).
+(training-pixel statistics), ``patches`` (patch cutting), ``cf`` (CF / GeoZarr coordinates
+and grid mapping), ``store`` (format version, chunking, finished-cube test), ``write`` (the
+store and dask execution), ``pipeline`` (the ``ingest`` entry point).
 """
 
 from __future__ import annotations

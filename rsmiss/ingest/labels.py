@@ -62,12 +62,12 @@ def _as_labels(arr: np.ndarray, path: Path, n_classes: int) -> np.ndarray:
 
 
 def _read_label_raster(
-    fspec: FileSpec, raw: Path, grid: Grid, n_classes: int, ref_path: Path, spatial: bool
+    fspec: FileSpec, raw: Path, grid: Grid, n_classes: int, ref_path: Path, catalog_size: bool
 ) -> np.ndarray:
     path = raw / fspec.file
     src = open_source(path, fspec)
     try:
-        check_shape(src, fspec, spatial=spatial)
+        check_shape(src, fspec, catalog_size=catalog_size)
         if src.count != 1:
             raise DataError(f"{path}: a label map needs 1 band, the file has {src.count}")
         arr = Aligned(src, grid, categorical=True, ref_path=ref_path).read(0, grid.height)[0]
@@ -121,7 +121,7 @@ def _random_train(labels: np.ndarray, spec: DatasetSpec, path: Path) -> np.ndarr
 
 
 def _index_split(
-    spec: DatasetSpec, raw: Path, grid: Grid, ref_path: Path, spatial: bool, notes: list[str]
+    spec: DatasetSpec, raw: Path, grid: Grid, ref_path: Path, catalog_size: bool, notes: list[str]
 ) -> Split:
     """Labels at the listed pixels: from the ``labels`` raster if given, else the CSV."""
     s = spec.split
@@ -130,7 +130,7 @@ def _index_split(
     path = raw / s.file
     full = None
     if s.labels is not None:
-        full = _read_label_raster(s.labels, raw, grid, k, ref_path, spatial)
+        full = _read_label_raster(s.labels, raw, grid, k, ref_path, catalog_size)
     idx = read_index(path, s.columns, shape, None if full is not None else k, s.keys)
     if full is not None:
         labels = full[idx.rows, idx.cols]
@@ -156,8 +156,14 @@ def _index_split(
     return Split(label_map, train, notes)
 
 
-def build_split(spec: DatasetSpec, raw: Path, grid: Grid, ref_path: Path, spatial: bool) -> Split:
-    """Read and validate the split files of ``spec`` onto ``grid``."""
+def build_split(
+    spec: DatasetSpec, raw: Path, grid: Grid, ref_path: Path, catalog_size: bool
+) -> Split:
+    """Read and validate the split files of ``spec`` onto ``grid``.
+
+    ``catalog_size``: whether label files must have the catalog's stored shape (False for a
+    synthetic scene at another ``--scale``, whose bands match but whose size does not).
+    """
     s = spec.split
     k = len(spec.classes)
     notes: list[str] = []
@@ -165,24 +171,24 @@ def build_split(spec: DatasetSpec, raw: Path, grid: Grid, ref_path: Path, spatia
         shape = (grid.height, grid.width)
         return Split(np.zeros(shape, np.int16), np.zeros(shape, bool), notes)
     if s.method == "random":
-        labels = _read_label_raster(s.labels, raw, grid, k, ref_path, spatial)
+        labels = _read_label_raster(s.labels, raw, grid, k, ref_path, catalog_size)
         split = Split(labels, _random_train(labels, spec, raw / s.labels.file), notes)
         train_path = raw / s.labels.file
     elif s.method == "index":
-        split = _index_split(spec, raw, grid, ref_path, spatial, notes)
+        split = _index_split(spec, raw, grid, ref_path, catalog_size, notes)
         train_path = raw / s.file
     else:
         if s.method == "roi":
             tr = _roi_map(s.train, raw, grid, k)
             ts = _roi_map(s.test, raw, grid, k)
         else:
-            tr = _read_label_raster(s.train, raw, grid, k, ref_path, spatial)
-            ts = _read_label_raster(s.test, raw, grid, k, ref_path, spatial)
+            tr = _read_label_raster(s.train, raw, grid, k, ref_path, catalog_size)
+            ts = _read_label_raster(s.test, raw, grid, k, ref_path, catalog_size)
         train_path, test_path = raw / s.train.file, raw / s.test.file
         _check_disjoint(tr, ts, train_path, test_path)
         label_map = np.where(tr > 0, tr, ts).astype(np.int16)
         if s.labels is not None:
-            full = _read_label_raster(s.labels, raw, grid, k, ref_path, spatial)
+            full = _read_label_raster(s.labels, raw, grid, k, ref_path, catalog_size)
             known = label_map > 0
             if (full[known] != label_map[known]).any():
                 n = int((full[known] != label_map[known]).sum())

@@ -1,4 +1,4 @@
-"""``rsmiss ingest``: raw files -> ``ROOT/cubes/<name>.zarr`` (DESIGN.md §3).
+"""``rsmiss ingest``: raw files -> ``ROOT/cubes/<name>.zarr`` (docs/design.md, "Cube format").
 
 Everything that can be wrong with the inputs is checked before the store is created
 (files, checksums, keys, shapes, grids, labels, split, band statistics); the store is then
@@ -22,7 +22,7 @@ from rsmiss import __version__
 from rsmiss.catalog import DatasetSpec, load_catalog
 from rsmiss.errors import ConfigError, DataError
 from rsmiss.ingest.grid import Aligned, Grid
-from rsmiss.ingest.labels import Split, build_split
+from rsmiss.ingest.labels import build_split
 from rsmiss.ingest.stats import BandStats, scan_modality, tqdm_disable
 from rsmiss.ingest.store import CUBE_FORMAT, finished_cube_id
 from rsmiss.io import check_shape, dtype_mismatch, open_source
@@ -202,7 +202,7 @@ def ingest(
     progress: bool | None = None,
     log: Callable[[str], None] = _stderr,
 ) -> IngestResult:
-    """Build (or confirm up to date) the cube of ``dataset``; see DESIGN.md §3."""
+    """Build (or confirm up to date) the cube of ``dataset``; the layout is in rsmiss.cube."""
     _check_params(patch_size, workers, scheduler)
     spec = dataset if isinstance(dataset, DatasetSpec) else load_catalog(dataset)
     ws = Workspace(root)
@@ -221,12 +221,12 @@ def ingest(
         return IngestResult(dest, cube_id, True, warnings=warnings)
 
     # Synthetic scenes at another --scale keep band counts but not the catalog's height/width.
-    spatial = marker is None or float(marker.get("scale", 1.0)) == 1.0
+    catalog_size = marker is None or float(marker.get("scale", 1.0)) == 1.0
     sources = []
     try:
-        aligned = _open_modalities(spec, raw_dir, spatial, sources)
+        aligned = _open_modalities(spec, raw_dir, catalog_size, sources)
         ref = aligned[spec.modality_names.index(spec.reference_name)]
-        split = build_split(spec, raw_dir, ref.grid, ref.src.path, spatial)
+        split = build_split(spec, raw_dir, ref.grid, ref.src.path, catalog_size)
         for note in split.notes:
             log(f"note: {note}")
         stats = [
@@ -276,13 +276,15 @@ def _remove_leftovers(dest: Path, log: Callable[[str], None]) -> None:
         )
 
 
-def _open_modalities(spec: DatasetSpec, raw: Path, spatial: bool, sources: list) -> list[Aligned]:
+def _open_modalities(
+    spec: DatasetSpec, raw: Path, catalog_size: bool, sources: list
+) -> list[Aligned]:
     """Open and check every modality; the reference defines the grid, others align to it."""
     opened = {}
     for m in spec.modalities:
         src = open_source(raw / m.source.file, m.source)
         sources.append(src)
-        check_shape(src, m.source, spatial=spatial)
+        check_shape(src, m.source, catalog_size=catalog_size)
         src.select_bands(m.band_indices)
         if src.bands != m.bands:
             raise DataError(
@@ -292,7 +294,7 @@ def _open_modalities(spec: DatasetSpec, raw: Path, spatial: bool, sources: list)
         opened[m.name] = src
     ref = opened[spec.reference_name]
     grid = Grid(ref.height, ref.width, ref.crs, ref.transform)
-    if spatial and spec.shape is not None and (grid.height, grid.width) != tuple(spec.shape):
+    if catalog_size and spec.shape is not None and (grid.height, grid.width) != tuple(spec.shape):
         raise DataError(
             f"{ref.path}: scene {grid.height} x {grid.width} is not the catalog's "
             f"{spec.shape[0]} x {spec.shape[1]}"
@@ -320,6 +322,8 @@ def _attrs(
         "reference": spec.reference_name,
         "class_names": spec.class_names,
         "palette": spec.palette,
+        # the grid's georeferencing as plain values (the same as spatial_ref's crs_wkt and
+        # GeoTransform), read by the class-map writers
         "crs": grid.crs.to_wkt() if grid.crs is not None else None,
         "transform": list(grid.transform)[:6] if grid.transform is not None else None,
         "checksums": checksums,
@@ -337,13 +341,10 @@ def _attrs(
         "not nodata)",
     }
     for m, st in zip(spec.modalities, stats, strict=True):
-        wl = m.wavelength_list()
-        if wl is not None:
-            attrs[f"wavelengths_{m.name}"] = wl
         attrs[f"kind_{m.name}"] = m.modality_kind
         attrs[f"norm_mean_{m.name}"] = [float(v) for v in st.mean]
         attrs[f"norm_std_{m.name}"] = [float(v) for v in st.std]
     return attrs
 
 
-__all__ = ["IngestResult", "Split", "ingest"]
+__all__ = ["IngestResult", "ingest"]

@@ -1,32 +1,9 @@
-"""The cube store on disk: layout constants, codecs, chunking and the "finished cube" test.
+"""The cube store on disk: format version, codecs, chunking and the "finished cube" test.
 
 A store counts as a cube only when its root attributes carry ``rsmiss_complete: true`` and
 a ``cube_id`` (written last, just before the atomic rename) and its name is not a
-``.tmp-*`` sibling left by a killed run.
-
-Layout decisions beyond DESIGN.md §3 (zarr v3, consolidated metadata, so a plain
-``xarray.open_zarr(path)`` works without warnings):
-
-- ``split``: variable-length UTF-8 strings "train"/"test" (zarr v3's specified ``string``
-  type; fixed-width unicode has no v3 spec and warns). Reads back as numpy ``StringDType``,
-  so ``ds.split.values == "train"`` works. ``modality`` coordinate: the same type.
-- ``label`` int16 (raw 1-based id), ``row``/``col`` int32, ``label_map`` int16 (0 =
-  unlabelled), ``observed`` bool: True where at least one band of that modality is valid
-  (finite, not nodata); invalid values are 0 after standardisation. ``observed_map``
-  (``modality``, ``y``, ``x``) bool: the same per pixel of the scene, so whole-scene
-  prediction treats a sensor's gap as a missing modality (cubes written before it existed
-  lack it; prediction then counts every pixel as observed).
-- Patch dtype: float16 for modalities of kind ``hyperspectral`` (attribute ``kind_<m>``,
-  from the catalog's ``kind``), float32 otherwise.
-- Scenes ``scene_<m>`` float32 chunked by ~16 MB row bands; patches chunked along
-  ``sample`` (256..2048 samples, ~48 MB for the widest modality); all arrays Zstd level 1.
-- A scene without labels (split method ``none``) has ``sample`` of length 0 (patch
-  variables ``(0, C, P, P)``), ``label_map`` all 0, ``has_labels: false``, and its band
-  statistics come from all valid pixels.
-- ``transform``: the six affine coefficients (a, b, c, d, e, f) as ``affine.Affine(*t)``
-  takes them; ``crs``: WKT; both null for plain arrays. ``checksums``: per file name
-  ``{sha256, expected, matched}`` (matched null when the catalog has no sum).
-  ``synthetic_info``: the ``SYNTHETIC`` marker's content (null for real data).
+``.tmp-*`` sibling left by a killed run. The variables, coordinates and attributes a cube
+holds are described in :mod:`rsmiss.cube` (and docs/design.md, "Cube format").
 """
 
 from __future__ import annotations
@@ -42,34 +19,29 @@ from rsmiss.errors import DataError
 from rsmiss.workspace import TMP_PREFIX
 
 # Part of every cube_id: bumped when the content of a cube changes, so an old cube is
-# rebuilt by the next `rsmiss ingest` instead of reported up to date. 2: observed_map.
-CUBE_FORMAT = 2
+# rebuilt by the next `rsmiss ingest` instead of reported up to date. 2: observed_map;
+# 3: CF/GeoZarr coordinates (y/x, spatial_ref grid mapping, <m>_band wavelengths, sample_y/x).
+CUBE_FORMAT = 3
 PATCH_CHUNK_BYTES = 48 * 2**20
 
 
-def patch_dtype(modality: str, kind: str | None = None) -> np.dtype:
+def patch_dtype(kind: str) -> np.dtype:
     """float16 for hyperspectral patches (they dominate storage), float32 otherwise.
 
-    ``kind`` is the catalog's modality kind (the cube's ``kind_<m>`` attribute); cubes
-    written before kinds existed used the name: only ``hs`` was float16.
+    ``kind`` is the catalog's modality kind (the cube's ``kind_<m>`` attribute).
     """
-    if kind is None:
-        kind = "hyperspectral" if modality == "hs" else "other"
     return np.dtype(np.float16 if kind == "hyperspectral" else np.float32)
 
 
-def patch_chunk(
-    bands: list[int],
-    patch_size: int,
-    modalities: list[str],
-    kinds: list[str | None] | None = None,
-) -> int:
-    """Samples per chunk: a power of two in 256..2048, about 48 MB for the widest modality."""
-    kinds = kinds if kinds is not None else [None] * len(modalities)
+def patch_chunk(bands: list[int], patch_size: int, kinds: list[str]) -> int:
+    """Samples per chunk: a power of two in 256..2048, about 48 MB for the widest modality.
+
+    ``bands`` and ``kinds``: band count and catalog kind of each modality.
+    """
     bps = max(
         [
-            b * patch_size * patch_size * patch_dtype(m, k).itemsize
-            for b, m, k in zip(bands, modalities, kinds, strict=True)
+            b * patch_size * patch_size * patch_dtype(k).itemsize
+            for b, k in zip(bands, kinds, strict=True)
         ]
         or [1]
     )

@@ -33,7 +33,8 @@ __all__ = [
 
 
 def open_source(path: str | Path, spec) -> RasterSource:
-    """Open ``path`` as described by a :class:`rsmiss.catalog.FileSpec` and check its shape."""
+    """Open ``path`` as described by a :class:`rsmiss.catalog.FileSpec` (its reader, key,
+    layout and nodata); :func:`check_shape` compares the shape with the catalog's."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: raw file not found; put it there or pass --raw DIR")
@@ -63,21 +64,22 @@ def expected_bands(spec) -> int | None:
     return shape[0]  # chw arrays and GDAL rasters (bands, rows, cols)
 
 
-def check_shape(src: RasterSource, spec, *, spatial: bool = True) -> None:
-    """Compare the stored shape with the catalog's; ``spatial=False`` checks bands only.
+def check_shape(src: RasterSource, spec, *, catalog_size: bool = True) -> None:
+    """Compare the stored shape with the catalog's; ``catalog_size=False`` checks bands only.
 
-    Synthetic scenes at another ``--scale`` keep the band count but not the height/width.
+    ``catalog_size`` says whether the scene should have the catalog's height and width: a
+    synthetic scene at another ``--scale`` keeps the band count but not the size.
     """
     expected = spec.shape
     if expected is None:
         return
     found = tuple(src.stored_shape)
-    if spatial:
+    if catalog_size:
         ok = found == tuple(expected)
     else:
         ok = len(found) == len(expected) and src.count == expected_bands(spec)
     if not ok:
-        what = "shape" if spatial else "band count of shape"
+        what = "shape" if catalog_size else "band count of shape"
         raise DataError(
             f"{src.path}: array {what} {found} is not the catalog's {tuple(expected)}; "
             "wrong file, key or band count"

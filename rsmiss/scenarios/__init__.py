@@ -1,8 +1,10 @@
-"""Missing-modality scenarios (DESIGN §4): exact, seeded, reproducible availability masks.
+"""Missing-modality scenarios: exact, seeded, reproducible availability masks.
 
 ``build_scenarios`` writes ``ROOT/scenarios/<dataset>/<scenario-id>.npz`` from the cubes;
 ``load_scenario`` reads one back, verifying its hash (and the cube it was built for).
-The pure-numpy core (``allocation``, ``patterns``, ``spatial``) knows nothing about files.
+The pure-numpy core (``allocation``, ``patterns``, ``spatial``) knows nothing about files;
+``inputs`` reads a cube, ``requests`` resolves the flags, ``build`` writes the files and
+``store`` defines them (docs/design.md, "Scenarios").
 
 Ids (``store.scenario_id``): ``both-r0.90-s0``, ``other-r0.70-s1``, ``hs-r0.50-s0``;
 ``all-r0.75-s0-m-hs-sar-lidar`` when the modalities differ from the dataset's default (the
@@ -18,14 +20,8 @@ toward the rate (see ``allocation``); they are the only way a sample can lack ev
 from __future__ import annotations
 
 from rsmiss.scenarios.allocation import Allocation, allocate_split, apportion, controlled_round
-from rsmiss.scenarios.build import (
-    BuildResult,
-    CubeInputs,
-    build_scenarios,
-    make_scenario,
-    read_cube_inputs,
-    resolve_requests,
-)
+from rsmiss.scenarios.build import BuildResult, build_scenarios, make_scenario
+from rsmiss.scenarios.inputs import CubeInputs, read_cube_inputs
 from rsmiss.scenarios.patterns import (
     DEFAULT_MODALITIES,
     Setting,
@@ -35,6 +31,7 @@ from rsmiss.scenarios.patterns import (
     pattern_names,
     pattern_setting,
 )
+from rsmiss.scenarios.requests import Request, resolve_requests
 from rsmiss.scenarios.spatial import neighbour_share, smooth_scores
 from rsmiss.scenarios.store import Scenario, load_scenario, save_scenario, scenario_id
 
@@ -43,6 +40,7 @@ __all__ = [
     "Allocation",
     "BuildResult",
     "CubeInputs",
+    "Request",
     "Scenario",
     "Setting",
     "allocate_split",

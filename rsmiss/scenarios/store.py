@@ -29,6 +29,7 @@ import numpy as np
 from rsmiss.errors import DataError
 
 FORMAT = "rsmiss-scenario/1"
+SPLITS = ("train", "test")
 ARRAYS = ("modalities", "train", "test", "train_index", "test_index")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -93,7 +94,7 @@ class Scenario:
 
     def split(self, name: str) -> np.ndarray:
         """Availability of split ``name`` ("train" or "test")."""
-        if name not in ("train", "test"):
+        if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}")
         return self.train if name == "train" else self.test
 
@@ -173,9 +174,9 @@ def _cube_id_of(cube: Any) -> str:
             raise DataError(f"no cube at {cube}; give an existing cube path or its cube_id")
         return cube
     if isinstance(cube, (str, os.PathLike)):
-        from rsmiss.scenarios.build import open_cube_any
+        from rsmiss.ingest.store import require_cube
 
-        cube = open_cube_any(Path(cube))
+        return str(require_cube(cube)["cube_id"])
     attrs = getattr(cube, "attrs", None)
     if attrs is None or "cube_id" not in attrs:
         raise DataError("the cube given has no cube_id attribute; re-run rsmiss ingest")
