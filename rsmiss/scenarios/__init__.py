@@ -4,7 +4,7 @@
 ``load_scenario`` reads one back, verifying its hash (and the cube it was built for).
 The pure-numpy core (``allocation``, ``patterns``, ``spatial``) knows nothing about files;
 ``inputs`` reads a cube, ``requests`` resolves the flags, ``build`` writes the files and
-``store`` defines them (docs/design.md, "Scenarios").
+``store`` defines them (docs/design.md, "Scenario format").
 
 Ids (``store.scenario_id``): ``both-r0.90-s0``, ``other-r0.70-s1``, ``hs-r0.50-s0``;
 ``all-r0.75-s0-m-hs-sar-lidar`` when the modalities differ from the dataset's default (the

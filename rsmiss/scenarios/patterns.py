@@ -5,7 +5,7 @@ missing) with exact rational fractions of the split; the rest of the split is co
 Fractions are :class:`~fractions.Fraction` so that the counts derived from them are the same
 on every machine (no float rounding decides who goes missing).
 
-Pattern names (paper §4.1; docs/design.md, "Scenarios"):
+Pattern names (paper §4.1; docs/design.md, "Scenario semantics"):
 
 - ``other`` (M = 2): η lack the non-HS modality. The "HS role" is played by the modality
   named ``hs``, or by the first modality when none is named ``hs``.
