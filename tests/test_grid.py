@@ -1,0 +1,110 @@
+"""The benchmark grid on dask: two local worker processes give the sequential run's bytes,
+a worker killed mid-cell is replaced and the cell resumes from its checkpoint, and a bad
+cluster flag is one line (exit 2) before anything is written.
+
+Every test starts from a copy of the smoke workspace (raw files, cube and scenarios are
+reused; only the runs a test deletes are trained again).
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import yaml
+from click.testing import CliRunner
+
+from rsmiss.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "pipelines" / "smoke.yaml"
+
+
+def _copy(smoke_root: Path, dest: Path, drop_runs: tuple[str, ...] = ()) -> Path:
+    shutil.copytree(smoke_root, dest, ignore=shutil.ignore_patterns("reports"))
+    for run_id in drop_runs:
+        shutil.rmtree(dest / "runs" / run_id)
+    return dest
+
+
+def test_two_local_workers_give_the_sequential_report(smoke_root, tmp_path):
+    runs = sorted(p.name for p in (smoke_root / "runs").iterdir())
+    drop = tuple(r for r in runs if "-mmp-" in r or "-baseline-" in r)  # 4 runs to train
+    assert len(drop) == 4
+    root = _copy(smoke_root, tmp_path / "ws", drop)
+    res = CliRunner().invoke(main, ["benchmark", str(SMOKE), "--root", str(root), "--workers", "2"])
+    assert res.exit_code == 0, res.output + res.stderr
+    assert "dask cluster tcp://" in res.stderr and "2 worker(s)" in res.stderr
+    assert "4 runs trained, 4 found finished" in res.stdout
+    for run_id in runs:
+        got = (root / "runs" / run_id / "metrics.json").read_bytes()
+        assert got == (smoke_root / "runs" / run_id / "metrics.json").read_bytes(), run_id
+    for name in ("runs.csv", "report.md"):
+        want = (smoke_root / "reports" / "smoke" / name).read_bytes()
+        assert (root / "reports" / "smoke" / name).read_bytes() == want, name
+
+
+def _workers_of(pid: int) -> list[psutil.Process]:
+    """The dask worker processes a ``--workers`` run spawned (not its resource tracker)."""
+    kids = psutil.Process(pid).children(recursive=True)
+    return [k for k in kids if "spawn_main" in " ".join(k.cmdline())]
+
+
+def test_a_killed_worker_is_replaced_and_the_cell_resumes(smoke_root, tmp_path):
+    root = _copy(smoke_root, tmp_path / "ws")
+    doc = yaml.safe_load(SMOKE.read_text())
+    doc["name"], doc["seeds"] = "grid-kill", [0]
+    doc["recipe"]["epochs"] = 40  # long enough to be killed between two checkpoints
+    doc["grid"] = [{**doc["grid"][0], "methods": ["mmp"]}]
+    pipe = tmp_path / "grid-kill.yaml"
+    pipe.write_text(yaml.safe_dump(doc))
+    code = "import sys; from rsmiss.cli import main; sys.argv[0] = 'rsmiss'; main()"
+    args = ["benchmark", str(pipe), "--root", str(root), "--workers", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    killed = []
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            ckpts = list((root / "runs").glob("*-mmp-*/checkpoint.pt"))
+            if ckpts and not (ckpts[0].parent / "metrics.json").exists():
+                for w in _workers_of(proc.pid):
+                    w.send_signal(signal.SIGKILL)
+                    killed.append(w.pid)
+                break
+            time.sleep(0.005)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = err.decode()
+    assert killed, "the worker was never caught mid-run"
+    assert proc.returncode == 0, text
+    assert "1 cells (1 runs trained" in out.decode()
+    assert text.count("epoch 40/40") == 1 and text.count("epoch 1/40") == 1, text  # resumed
+    (run,) = (root / "runs").glob("*-mmp-*/metrics.json")
+    rows = (root / "reports" / "grid-kill" / "runs.csv").read_text().splitlines()
+    assert len(rows) == 2 and run.parent.name in rows[1]
+
+
+def test_bad_cluster_flags_are_one_line_and_write_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr("rsmiss.benchmark.cluster.CONNECT_TIMEOUT", "1s")
+    root = tmp_path / "ws"
+    cases = [
+        (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler tcp://127.0.0.1:9: no dask scheduler"),
+        (["--scheduler", "localhost"], "expected an address like tcp://"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "2", "--scheduler", "tcp://h:1"], "exclude each other"),
+    ]
+    for flags, message in cases:
+        res = CliRunner().invoke(main, ["benchmark", str(SMOKE), "--root", str(root), *flags])
+        lines = res.stderr.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, (flags, res.stderr)
+        assert lines[0].startswith("error: ") and message in lines[0], lines
+    assert not root.exists() or not any(root.iterdir())
