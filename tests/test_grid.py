@@ -34,13 +34,13 @@ def _copy(smoke_root: Path, dest: Path, drop_runs: tuple[str, ...] = ()) -> Path
 
 def test_two_local_workers_give_the_sequential_report(smoke_root, tmp_path):
     runs = sorted(p.name for p in (smoke_root / "runs").iterdir())
-    drop = tuple(r for r in runs if "-mmp-" in r or "-baseline-" in r)  # 4 runs to train
-    assert len(drop) == 4
+    drop = tuple(r for r in runs if "-mmp-" in r)  # one run per worker to train again
+    assert len(drop) == 2
     root = _copy(smoke_root, tmp_path / "ws", drop)
     res = CliRunner().invoke(main, ["benchmark", str(SMOKE), "--root", str(root), "--workers", "2"])
     assert res.exit_code == 0, res.output + res.stderr
     assert "dask cluster tcp://" in res.stderr and "2 worker(s)" in res.stderr
-    assert "4 runs trained, 4 found finished" in res.stdout
+    assert "2 runs trained, 6 found finished" in res.stdout
     for run_id in runs:
         got = (root / "runs" / run_id / "metrics.json").read_bytes()
         assert got == (smoke_root / "runs" / run_id / "metrics.json").read_bytes(), run_id
@@ -59,7 +59,7 @@ def test_a_killed_worker_is_replaced_and_the_cell_resumes(smoke_root, tmp_path):
     root = _copy(smoke_root, tmp_path / "ws")
     doc = yaml.safe_load(SMOKE.read_text())
     doc["name"], doc["seeds"] = "grid-kill", [0]
-    doc["recipe"]["epochs"] = 40  # long enough to be killed between two checkpoints
+    doc["recipe"]["epochs"] = 10  # long enough to be killed between two checkpoints
     doc["grid"] = [{**doc["grid"][0], "methods": ["mmp"]}]
     pipe = tmp_path / "grid-kill.yaml"
     pipe.write_text(yaml.safe_dump(doc))
@@ -68,12 +68,13 @@ def test_a_killed_worker_is_replaced_and_the_cell_resumes(smoke_root, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    before = set((root / "runs").iterdir())
     killed = []
     try:
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:
-            ckpts = list((root / "runs").glob("*-mmp-*/checkpoint.pt"))
-            if ckpts and not (ckpts[0].parent / "metrics.json").exists():
+            ckpts = [p / "checkpoint.pt" for p in set((root / "runs").iterdir()) - before]
+            if ckpts and ckpts[0].is_file() and not (ckpts[0].parent / "metrics.json").exists():
                 for w in _workers_of(proc.pid):
                     w.send_signal(signal.SIGKILL)
                     killed.append(w.pid)
@@ -87,10 +88,11 @@ def test_a_killed_worker_is_replaced_and_the_cell_resumes(smoke_root, tmp_path):
     assert killed, "the worker was never caught mid-run"
     assert proc.returncode == 0, text
     assert "1 cells (1 runs trained" in out.decode()
-    assert text.count("epoch 40/40") == 1 and text.count("epoch 1/40") == 1, text  # resumed
-    (run,) = (root / "runs").glob("*-mmp-*/metrics.json")
+    assert text.count("epoch 10/10") == 1 and text.count("epoch 1/10") == 1, text  # resumed
+    (run,) = set((root / "runs").iterdir()) - before
+    assert (run / "metrics.json").is_file()
     rows = (root / "reports" / "grid-kill" / "runs.csv").read_text().splitlines()
-    assert len(rows) == 2 and run.parent.name in rows[1]
+    assert len(rows) == 2 and run.name in rows[1]
 
 
 def test_bad_cluster_flags_are_one_line_and_write_nothing(tmp_path, monkeypatch):
