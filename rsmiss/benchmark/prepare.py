@@ -176,6 +176,6 @@ def pipeline_weights(pipe: Pipeline, ws: Workspace, backbone_weights: str | None
 
         assert pipe.pretrain is not None  # the pipeline model checks it
         req = pipe.pretrain.request(pipe.recipe.backbone)
-        result = pretrain(req, ws.root, progress=False, log=logger.info)
+        result = pretrain(req, ws.root, progress=False)
         return str(result.weights)
     return pipe.recipe.backbone_weights

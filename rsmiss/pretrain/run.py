@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from rsmiss.pretrain.objectives import OBJECTIVES, PretrainModel
 from rsmiss.pretrain.pixels import PixelSet, load_pixels
 from rsmiss.workspace import Workspace, atomic_path, file_sha256, write_json_atomic
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,6 @@ def _train_rank(
     fingerprint: str,
     ckpt_path: Path,
     progress: bool,
-    log: Log,
 ) -> None:
     from tqdm import tqdm
 
@@ -241,7 +240,7 @@ def _train_rank(
         optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
         if info.is_main:
-            log(f"resume after epoch {start_epoch}/{req.epochs}")
+            logger.info(f"resume after epoch {start_epoch}/{req.epochs}")
     train_model: torch.nn.Module = model
     if info.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -289,7 +288,7 @@ def _train_rank(
         bar.set_postfix(loss=f"{mean:.4f}")
         if info.is_main:
             if not (progress and sys.stderr.isatty()):
-                log(
+                logger.info(
                     f"epoch {epoch + 1}/{req.epochs}: loss {mean:.4f} "
                     f"({time.perf_counter() - t0:.1f} s)"
                 )
@@ -326,7 +325,6 @@ def pretrain(
     *,
     force: bool = False,
     progress: bool = True,
-    log: Log = print,
 ) -> PretrainResult:
     """Pretrain, probe and publish; a finished identical request is returned as it is."""
     from rsmiss.training.distributed import check_devices, launch
@@ -342,7 +340,7 @@ def pretrain(
     if out.is_file() and meta_path.is_file() and not force:
         prov = _read_provenance(meta_path)
         if prov.get("fingerprint") == fingerprint and prov.get("sha256") == file_sha256(out):
-            log(f"{out}: up to date (same request, same cubes)")
+            logger.info(f"{out}: up to date (same request, same cubes)")
             return PretrainResult(out, prov, up_to_date=True)
         raise ConfigError(
             f"--name {name}: {out} holds weights of another request; choose another --name "
@@ -355,24 +353,24 @@ def pretrain(
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     n_pixels = {s.dataset: len(s) for s in sets}
-    log(
+    logger.info(
         f"pretrain {req.backbone} ({req.objective}) on "
         + ", ".join(f"{d} ({n} px)" for d, n in n_pixels.items())
         + f", {req.epochs} epochs, {patch}x{patch} patches -> {out}"
     )
     t0 = time.perf_counter()
-    launch(_train, world, req, sets, patch, fingerprint, ckpt_path, progress, log)
+    launch(_train, world, req, sets, patch, fingerprint, ckpt_path, progress)
     seconds = time.perf_counter() - t0
     ckpt = _read_checkpoint(ckpt_path, fingerprint)
     if ckpt is None or int(ckpt["epoch"]) != req.epochs:
         raise DataError("pretraining ended without its final checkpoint", source=str(ckpt_path))
     model = build_model(req, sets, patch)
     model.load_state_dict(ckpt["model"])
-    probe = run_probes(req, ws, sets, model, patch, log)
+    probe = run_probes(req, ws, sets, model, patch)
     prov = provenance(req, sets, patch, fingerprint, ckpt["history"], probe)
     _publish(out, meta_path, tower_state(model), prov)
     shutil.rmtree(work, ignore_errors=True)
-    log(f"wrote {out} in {seconds:.0f} s (sha256 {prov['sha256'][:12]}…)")
+    logger.info(f"wrote {out} in {seconds:.0f} s (sha256 {prov['sha256'][:12]}…)")
     return PretrainResult(out, prov)
 
 
@@ -382,7 +380,6 @@ def run_probes(
     sets: list[PixelSet],
     model: PretrainModel,
     patch: int,
-    log: Log,
 ) -> dict[str, Any]:
     """Linear probe of the pretrained and the random encoder on every source cube (the
     scenes already read for pretraining are reused; only the training labels are read)."""
@@ -395,7 +392,7 @@ def run_probes(
         res = linear_probe(cube_path(ws, d), model, req, patch, scene=s.scene)
         out[res["dataset"]] = res
     if out:
-        log(probe_table(out))
+        logger.info(probe_table(out))
     return out
 
 
