@@ -32,14 +32,18 @@ def _copy(smoke_root: Path, dest: Path, drop_runs: tuple[str, ...] = ()) -> Path
     return dest
 
 
-def test_two_local_workers_give_the_sequential_report(smoke_root, tmp_path):
+def test_two_local_workers_give_the_sequential_report(smoke_root, tmp_path, monkeypatch):
+    """Two worker processes, each set up as on a 2-GPU node (its own CUDA_VISIBLE_DEVICES and
+    a GPU resource, so every cell asks for one): the runs' bytes and the report are the
+    sequential run's."""
+    monkeypatch.setattr("rsmiss.benchmark.cluster._gpu_count", lambda: 2)
     runs = sorted(p.name for p in (smoke_root / "runs").iterdir())
     drop = tuple(r for r in runs if "-mmp-" in r)  # one run per worker to train again
     assert len(drop) == 2
     root = _copy(smoke_root, tmp_path / "ws", drop)
     res = CliRunner().invoke(main, ["benchmark", str(SMOKE), "--root", str(root), "--workers", "2"])
     assert res.exit_code == 0, res.output + res.stderr
-    assert "dask cluster tcp://" in res.stderr and "2 worker(s)" in res.stderr
+    assert "dask cluster tcp://" in res.stderr and "2 worker(s), one GPU per cell" in res.stderr
     assert "2 runs trained, 6 found finished" in res.stdout
     for run_id in runs:
         got = (root / "runs" / run_id / "metrics.json").read_bytes()

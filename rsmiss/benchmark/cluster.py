@@ -79,11 +79,14 @@ def _local_cluster(workers: int) -> Any:
                     "nthreads": 1,
                     "resources": {"GPU": 1},
                     "env": {**env, "CUDA_VISIBLE_DEVICES": str(i % gpus)},
+                    "host": "127.0.0.1",
+                    "dashboard": False,
+                    "silence_logs": logging.WARNING,
                 },
             }
             for i in range(workers)
         }
-        scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+        scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False}}
         return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.WARNING)
 
 
@@ -163,6 +166,7 @@ def run_jobs_on_cluster(out: Outcome, jobs: Sequence[Job], ctx: Context, cluster
                 error = res.error
                 break
     finally:
-        client.cancel(list(futures))
+        if client.status == "running":  # not when the scheduler went away
+            client.cancel(list(futures))
     if error is not None:
         raise error

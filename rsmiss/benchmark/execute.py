@@ -151,13 +151,19 @@ def run_job(job: Job, ctx: Context) -> JobResult:
 
 def run_job_on_worker(job: Job, ctx: Context, threads: int | None) -> JobResult:
     """:func:`run_job` as a dask task: ``threads`` intra-op threads for torch (workers that
-    share a machine's cores would otherwise each start one thread per core), and an error
-    that cannot travel back to the client is sent as its text."""
+    share a machine's cores would otherwise each start one thread per core), dask's local
+    scheduler for the cell's reads, and an error that cannot travel back to the client is
+    sent as its text."""
+    import dask
+
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    res = run_job(job, ctx)
+    # The cell's own reads (xarray over dask arrays) stay in this process: on a worker, dask
+    # would otherwise send them to the cluster, whose slots the cells themselves hold.
+    with dask.config.set(scheduler="threads"):
+        res = run_job(job, ctx)
     if res.error is not None:
         try:
             pickle.dumps(res.error)
@@ -196,7 +202,9 @@ def run_jobs(out: Outcome, jobs: Sequence[Job], ctx: Context) -> None:
             raise res.error
 
 
-def plan_jobs(out: Outcome, ws: Workspace, weights: str | None, progress: bool) -> tuple:
+def plan_jobs(
+    out: Outcome, ws: Workspace, weights: str | None, progress: bool
+) -> tuple[Context, list[Job]]:
     """The context and the jobs of ``out``'s cells."""
     ctx = Context(out.pipeline, str(ws.root), weights, progress)
     return ctx, make_jobs(ctx, out.cells)
