@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 __version__ = "0.1.0"
+
+# Library code logs under "rsmiss" and shows nothing unless the application configures
+# logging; the command line does (rsmiss.cli.setup_logging).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # Public names resolved lazily, so `import rsmiss` (and the CLI) stays free of torch, zarr, ...
 # Each stage adds its entries here: name -> module that defines it.

@@ -6,6 +6,7 @@ its stage lazily, so ``rsmiss --help`` stays fast and heavy libraries load only 
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 
@@ -13,6 +14,32 @@ import click
 
 from rsmiss import __version__
 from rsmiss.errors import RsmissError
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record arrives (click's test runner and
+    notebooks replace it after the handler is installed)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def setup_logging(debug: bool = False) -> None:
+    """The one handler of the ``rsmiss`` loggers: plain message lines on stderr.
+
+    Library code only logs (``logging.getLogger(__name__)``); the command line shows it.
+    Installed once per process, whatever the number of invocations."""
+    root = logging.getLogger("rsmiss")
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
 class RsmissGroup(click.Group):
@@ -25,6 +52,7 @@ class RsmissGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
         debug = "--debug" in argv
+        setup_logging(debug)
         try:
             rv = super().main(
                 args=argv,

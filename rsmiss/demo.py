@@ -19,7 +19,6 @@ through exactly the code ``rsmiss benchmark`` uses.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,7 +177,6 @@ def run_demo(
     write_map: bool = True,
     pretrain_epochs: int = PRETRAIN_EPOCHS,
     echo: Callable[[str], None] = print,
-    log: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Run the demo into ``root`` (default ``$RSMISS_ROOT`` / ``./rsmiss-data``)."""
     from rsmiss.benchmark.runner import run_pipeline
@@ -196,8 +194,7 @@ def run_demo(
     pipe = demo_pipeline(scale, epochs, pretrain_epochs)
     echo(pipe.description)
     echo(f"workspace: {ws.root}")
-    quiet = log or (lambda msg: print(f"  {msg}", file=sys.stderr, flush=True))
-    outcome = run_pipeline(pipe, ws.root, log=quiet)
+    outcome = run_pipeline(pipe, ws.root)  # its progress goes to the "rsmiss" loggers
     scores: dict[str, list[dict[str, Any]]] = {}
     runs: dict[str, Any] = {}
     for rec in outcome.records:

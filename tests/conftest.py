@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the real Trento files and a quiet, deterministic environment."""
+"""Shared fixtures: paths to the real Trento files, the smoke benchmark's workspace and a
+quiet, deterministic environment."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "pipelines" / "smoke.yaml"
 
 
 def trento_dir() -> Path | None:
@@ -37,3 +39,17 @@ def _isolated_root(tmp_path_factory, monkeypatch):
     for var in ("RSMISS_MIRROR", "RSMISS_CATALOG", "HF_ENDPOINT"):  # downloads stay local
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def smoke_root(tmp_path_factory) -> Path:
+    """pipelines/smoke.yaml run once through the CLI (as make does), cells one after the
+    other; its workspace feeds the smoke tests and the dask grid tests."""
+    from click.testing import CliRunner
+
+    from rsmiss.cli import main
+
+    root = tmp_path_factory.mktemp("smoke")
+    result = CliRunner().invoke(main, ["benchmark", str(SMOKE), "--root", str(root)])
+    assert result.exit_code == 0, result.output + (result.stderr or "")
+    return root

@@ -12,9 +12,10 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
+from rsmiss.benchmark.collect import record as _record
 from rsmiss.benchmark.pipeline import expand, load_pipeline
 from rsmiss.benchmark.preflight import missing_inputs, missing_message
-from rsmiss.benchmark.runner import _record, scenario_of
+from rsmiss.benchmark.prepare import scenario_of
 from rsmiss.cli import main
 from rsmiss.errors import ConfigError
 from rsmiss.reports import paper
@@ -342,7 +343,7 @@ def test_report_shows_ours_beside_the_paper_for_every_cell_that_ran(tmp_path):
         datasets={"trento": "real"},
         epochs=[30],
         seeds=[0],
-        n_cells=162,
+        n_groups=162,
     )
     md = render_markdown(header, records)
     lines = md.splitlines()

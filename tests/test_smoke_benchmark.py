@@ -23,15 +23,6 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "pipelines" / "smoke.yaml"
 
 
-@pytest.fixture(scope="session")
-def smoke_root(tmp_path_factory) -> Path:
-    """The smoke benchmark's workspace, built once through the CLI (as make does)."""
-    root = tmp_path_factory.mktemp("smoke")
-    result = CliRunner().invoke(main, ["benchmark", str(SMOKE), "--root", str(root)])
-    assert result.exit_code == 0, result.output + (result.stderr or "")
-    return root
-
-
 def _rows(root: Path) -> list[dict[str, str]]:
     with open(root / "reports" / "smoke" / "runs.csv", newline="") as fh:
         return list(csv.DictReader(fh))

@@ -175,9 +175,9 @@ def missing_message(missing: list[Missing]) -> str:
 
 TRAIN_PASSES_PER_S = 2500.0
 """Assumed ViT-B/16 encoder passes per second in training on one H100 (bf16, 197 tokens,
-forward + backward through the frozen tower for the adapters, no weight gradients). Not
-measured here (the build machines have no GPU): it is about 1.5x a full fine-tuning step
-rate of ~1,700 img/s commonly reported for ViT-B/16 on an H100."""
+forward + backward through the frozen tower for the adapters, no weight gradients). An
+assumption, not a measurement: about 1.5x the full fine-tuning step rate of ~1,700 img/s
+commonly reported for ViT-B/16 on an H100."""
 EVAL_PASSES_PER_S = 8000.0
 """Assumed inference passes per second (bf16, H100), for test sets and scene maps."""
 OVERHEAD_S = 20.0

@@ -26,27 +26,47 @@ from rsmiss.commands.options import progress_option, root_option, show_progress
     metavar="0,1,2",
     help="Seeds to run, replacing each pipeline's own list (reports: mean ± std over them).",
 )
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="tcp://HOST:PORT",
+    help="Run the cells as tasks on this dask cluster (its workers must see ROOT; workers "
+    "started with --resources GPU=1 get one cell per GPU).",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Run the cells on N local dask worker processes (one GPU each when there are GPUs).",
+)
 @progress_option
-def benchmark_cmd(pipelines, root, backbone_weights, dry_run, seeds, progress) -> None:
+def benchmark_cmd(
+    pipelines, root, backbone_weights, dry_run, seeds, scheduler, workers, progress
+) -> None:
     """Run PIPELINES (YAML grids under pipelines/): ingest -> scenarios -> train -> report.
 
     Finished cells are skipped, so a killed benchmark continues where it stopped. Reports go
-    to ROOT/reports/<pipeline>/ (runs.csv, report.md, oa_vs_rate.png).
+    to ROOT/reports/<pipeline>/ (runs.csv, report.md, oa_vs_rate.png). Cells run one after
+    the other here, or as dask tasks with --workers or --scheduler (same report).
     """
     from rsmiss.benchmark.pipeline import parse_seeds
     from rsmiss.benchmark.runner import run_benchmark
+    from rsmiss.benchmark.validate import plan_text
 
-    log = click.echo if dry_run else (lambda msg: click.echo(msg, err=True))
     outcomes = run_benchmark(
         pipelines,
         root=root,
         backbone_weights=backbone_weights,
         dry_run=dry_run,
-        log=log,
         progress=show_progress(progress),
         seeds=None if seeds is None else parse_seeds(seeds),
+        scheduler=scheduler,
+        workers=workers,
     )
     if dry_run:
+        for o in outcomes:
+            click.echo(plan_text(o.pipeline, o.cells))
         return
     for o in outcomes:
         where = o.report.get("markdown", "no report (no cell finished)")

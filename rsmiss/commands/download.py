@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from rsmiss.commands.options import progress_option, root_option
+
+logger = logging.getLogger(__name__)
 
 MIRROR_HELP = (
     "Fetch from this mirror instead of the catalog's URLs (repeatable; tried in order). A "
@@ -53,10 +57,9 @@ def download_cmd(datasets, root, raw, mirrors, force, weights_tag, backbone, pro
         raise ConfigError("download: name a dataset (e.g. trento) or pass --weights TAG")
     if raw is not None and len(datasets) != 1:
         raise ConfigError("--raw: takes exactly one dataset; name one, or drop --raw")
-    log = lambda msg: click.echo(msg, err=True)  # noqa: E731
     for name in datasets:
         report = download_dataset(
-            name, root=root, raw=raw, mirrors=mirrors, force=force, progress=progress, log=log
+            name, root=root, raw=raw, mirrors=mirrors, force=force, progress=progress
         )
         click.echo(
             f"{name}: {len(report.fetched)} file(s) downloaded, {len(report.present)} already "
@@ -66,7 +69,12 @@ def download_cmd(datasets, root, raw, mirrors, force, weights_tag, backbone, pro
         from rsmiss.models.pretrained import fetch_weights
 
         path, digest = fetch_weights(
-            backbone, weights_tag, root=root, mirrors=mirrors, force=force, log=log
+            backbone,
+            weights_tag,
+            root=root,
+            mirrors=mirrors,
+            force=force,
+            log=logger.info,
         )
         click.echo(f"{backbone} {weights_tag}: {path} (sha256 {digest})")
 

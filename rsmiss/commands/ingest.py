@@ -85,7 +85,6 @@ def ingest_cmd(
             raw=raw,
             mirrors=mirrors,
             progress=progress,
-            log=lambda msg: click.echo(msg, err=True),
         )
     ingest(
         dataset,

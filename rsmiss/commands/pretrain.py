@@ -107,7 +107,7 @@ def pretrain_cmd(
         probe_pixels=probe_pixels,
         devices=devices,
     )
-    result = pretrain(req, root, force=force, progress=show_progress(progress), log=click.echo)
+    result = pretrain(req, root, force=force, progress=show_progress(progress))
     click.echo(f"weights: {result.weights}")
     click.echo(f"use it:  rsmiss train --backbone {backbone} --backbone-weights {result.weights}")
 

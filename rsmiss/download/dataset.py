@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -30,6 +31,8 @@ from rsmiss.catalog import DatasetSpec, SourceSpec, load_catalog
 from rsmiss.download.http import DISK_FULL, DownloadError, disk_full_error, fetch
 from rsmiss.errors import ConfigError, DataError
 from rsmiss.workspace import Workspace, atomic_path, file_sha256
+
+logger = logging.getLogger(__name__)
 
 MIRROR_ENV = "RSMISS_MIRROR"
 SYNTHETIC_MARKER = "SYNTHETIC"  # written beside the files by `rsmiss synth`
@@ -205,7 +208,6 @@ def _fetch_source(
     mirrors: list[str],
     force: bool,
     progress: bool | None,
-    log: Callable[[str], None],
 ) -> list[str]:
     cache = ws.root / "downloads" / spec.name
     download = cache / src.name
@@ -214,12 +216,12 @@ def _fetch_source(
         download.unlink(missing_ok=True)
         part.unlink(missing_ok=True)
     if src.licence:
-        log(f"{src.name}: by downloading you accept: {src.licence}")
+        logger.info("%s: by downloading you accept: %s", src.name, src.licence)
     if not download.is_file():
         if part.exists():
-            log(f"{src.name}: resuming after {part.stat().st_size} bytes")
-        url = fetch(mirrored(src.urls, mirrors), download, progress=progress, log=log)
-        log(f"{src.name}: fetched from {url}")
+            logger.info("%s: resuming after %d bytes", src.name, part.stat().st_size)
+        url = fetch(mirrored(src.urls, mirrors), download, progress=progress)
+        logger.info("%s: fetched from %s", src.name, url)
     if src.sha256 is not None and src.is_archive:
         got = file_sha256(download)
         if got != src.sha256:
@@ -244,7 +246,6 @@ def download_dataset(
     mirrors: tuple[str, ...] | list[str] | None = None,
     force: bool = False,
     progress: bool | None = None,
-    log: Callable[[str], None] | None = None,
 ) -> DownloadReport:
     """Fetch, verify and place the raw files of catalog entry ``name`` (or a YAML path).
 
@@ -252,7 +253,6 @@ def download_dataset(
     a checksum mismatch, a truncated archive or a missing member, a full disk, files that
     must be fetched by hand. Nothing incomplete or unverified is ever put under ``raw``.
     """
-    log = log or (lambda _msg: None)
     spec = load_catalog(name)
     ws = Workspace(root)
     raw_dir = Path(raw).expanduser().absolute() if raw is not None else ws.raw(spec.name)
@@ -288,9 +288,7 @@ def download_dataset(
             report.present += targets
             continue
         try:
-            report.fetched += _fetch_source(
-                spec, src, ws, raw_dir, mirror_list, force, progress, log
-            )
+            report.fetched += _fetch_source(spec, src, ws, raw_dir, mirror_list, force, progress)
         except OSError as exc:
             if exc.errno in DISK_FULL:
                 raise disk_full_error(Path(exc.filename or raw_dir), exc) from None

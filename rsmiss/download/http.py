@@ -13,13 +13,15 @@ Failures become one :class:`DownloadError` line naming every URL tried and why i
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from rsmiss import __version__
 from rsmiss.errors import RsmissError
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
 RESUME_ATTEMPTS = 5  # dropped connections resumed per URL before the next URL is tried
@@ -144,7 +146,6 @@ def fetch(
     dest: Path,
     *,
     progress: bool | None = None,
-    log: Callable[[str], None] | None = None,
 ) -> str:
     """Download the first URL that answers into ``dest`` (via ``dest.part``); returns it.
 
@@ -175,8 +176,7 @@ def fetch(
                 except OSError as exc:  # pragma: no cover - same folder, cannot be cross-device
                     raise DownloadError(f"cannot rename ({exc})", source=str(part)) from None
                 return url
-            if log is not None:
-                log(f"{url}: {outcome}")
+            logger.info("%s: %s", url, outcome)
             tried.append(f"{url} ({outcome})")
     raise DownloadError(
         f"download failed from every URL: {'; '.join(tried)}; check the network, or pass "

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from rsmiss.workspace import TMP_PREFIX, Workspace, file_sha256
 
 MARKER = "SYNTHETIC"
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class IngestResult:
@@ -42,10 +44,6 @@ class IngestResult:
     n_test: int = 0
     bytes_written: int = 0
     warnings: list[str] = field(default_factory=list)
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def read_marker(raw: Path) -> dict[str, Any] | None:
@@ -118,7 +116,6 @@ def _checksums(
     raw: Path,
     strict: bool,
     progress: bool | None,
-    log: Callable[[str], None],
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     from tqdm import tqdm
 
@@ -146,12 +143,12 @@ def _checksums(
             if strict:
                 raise DataError(msg + "; drop --strict to ingest it anyway")
             warnings.append(msg)
-            log(f"warning: {msg}")
+            logger.warning("warning: %s", msg)
         if (msg := dtype_mismatch(raw / fs.file, fs)) is not None:
             if strict:
                 raise DataError(msg + "; drop --strict to ingest it anyway")
             warnings.append(msg)
-            log(f"warning: {msg}")
+            logger.warning("warning: %s", msg)
         for side in _raster_files(raw / fs.file, fs):
             name = os.path.relpath(side, raw)
             if name not in out:
@@ -200,7 +197,6 @@ def ingest(
     strict: bool = False,
     force: bool = False,
     progress: bool | None = None,
-    log: Callable[[str], None] = _stderr,
 ) -> IngestResult:
     """Build (or confirm up to date) the cube of ``dataset``; the layout is in rsmiss.cube."""
     _check_params(patch_size, workers, scheduler)
@@ -213,11 +209,11 @@ def ingest(
 
     marker = read_marker(raw_dir)
     check_marker(raw_dir, marker)
-    checksums, warnings = _checksums(spec, raw_dir, strict, progress, log)
+    checksums, warnings = _checksums(spec, raw_dir, strict, progress)
     cube_id = _cube_id(spec, checksums, marker, patch_size, patches)
     if not force and finished_cube_id(dest) == cube_id:
-        _remove_leftovers(dest, log)  # a killed --force rebuild of this cube may have left one
-        log(f"{dest}: up to date (cube_id {cube_id}); nothing to do (--force rebuilds)")
+        _remove_leftovers(dest)  # a killed --force rebuild of this cube may have left one
+        logger.info(f"{dest}: up to date (cube_id {cube_id}); nothing to do (--force rebuilds)")
         return IngestResult(dest, cube_id, True, warnings=warnings)
 
     # Synthetic scenes at another --scale keep band counts but not the catalog's height/width.
@@ -228,14 +224,14 @@ def ingest(
         ref = aligned[spec.modality_names.index(spec.reference_name)]
         split = build_split(spec, raw_dir, ref.grid, ref.src.path, catalog_size)
         for note in split.notes:
-            log(f"note: {note}")
+            logger.info(f"note: {note}")
         stats = [
             scan_modality(a, split, progress=progress, name=m.name)
             for a, m in zip(aligned, spec.modalities, strict=True)
         ]
         from rsmiss.ingest.write import write_cube
 
-        _remove_leftovers(dest, log)
+        _remove_leftovers(dest)
         written = write_cube(
             dest,
             spec=spec,
@@ -254,11 +250,11 @@ def ingest(
             s.close()
     n_train = int(split.train.sum())
     n_test = int((split.label_map > 0).sum()) - n_train
-    log(f"{dest}: written ({n_train} train / {n_test} test samples, cube_id {cube_id})")
+    logger.info(f"{dest}: written ({n_train} train / {n_test} test samples, cube_id {cube_id})")
     return IngestResult(dest, cube_id, False, n_train, n_test, written, warnings)
 
 
-def _remove_leftovers(dest: Path, log: Callable[[str], None]) -> None:
+def _remove_leftovers(dest: Path) -> None:
     """Delete ``.tmp-<name>.zarr.*`` stores of killed runs (a patch cube can be GBs).
 
     Two ingests of the same dataset into the same workspace at once are not supported: the
@@ -271,7 +267,7 @@ def _remove_leftovers(dest: Path, log: Callable[[str], None]) -> None:
         else:
             p.unlink(missing_ok=True)
     if stale:
-        log(
+        logger.info(
             f"note: removed {len(stale)} temporary store(s) left by an interrupted ingest of {dest}"
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -13,8 +14,10 @@ from rsmiss.errors import DataError
 from rsmiss.models.backbone import PRETRAIN_FORMAT as FORMAT
 from rsmiss.pretrain.objectives import PretrainModel
 from rsmiss.pretrain.pixels import PixelSet
-from rsmiss.pretrain.request import Log, PretrainRequest, build_model
+from rsmiss.pretrain.request import PretrainRequest, build_model
 from rsmiss.workspace import atomic_path
+
+logger = logging.getLogger(__name__)
 
 
 def epoch_schedule(
@@ -78,8 +81,8 @@ def _train_rank(
     fingerprint: str,
     ckpt_path: Path,
     progress: bool,
-    log: Log,
 ) -> None:
+
     from tqdm import tqdm
 
     from rsmiss.training.loop import lr_factor, param_groups
@@ -97,7 +100,7 @@ def _train_rank(
         optimizer.load_state_dict(ckpt["optimizer"])
         start_epoch, step, history = int(ckpt["epoch"]), int(ckpt["step"]), list(ckpt["history"])
         if info.is_main:
-            log(f"resume after epoch {start_epoch}/{req.epochs}")
+            logger.info(f"resume after epoch {start_epoch}/{req.epochs}")
     train_model: torch.nn.Module = model
     if info.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -145,7 +148,7 @@ def _train_rank(
         bar.set_postfix(loss=f"{mean:.4f}")
         if info.is_main:
             if not (progress and sys.stderr.isatty()):
-                log(
+                logger.info(
                     f"epoch {epoch + 1}/{req.epochs}: loss {mean:.4f} "
                     f"({time.perf_counter() - t0:.1f} s)"
                 )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,8 +11,6 @@ from rsmiss.errors import ConfigError, DataError
 from rsmiss.pretrain.objectives import OBJECTIVES, PretrainModel
 from rsmiss.pretrain.pixels import PixelSet, load_pixels
 from rsmiss.workspace import Workspace
-
-Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ refused rather than overwriting it.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -30,7 +31,6 @@ from rsmiss.pretrain.loop import read_checkpoint, tower_state, train_worker
 from rsmiss.pretrain.objectives import PretrainModel
 from rsmiss.pretrain.pixels import PixelSet
 from rsmiss.pretrain.request import (
-    Log,
     PretrainRequest,
     build_model,
     cube_path,
@@ -38,6 +38,8 @@ from rsmiss.pretrain.request import (
     validate,
 )
 from rsmiss.workspace import Workspace, atomic_path, file_sha256, write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -53,7 +55,6 @@ def pretrain(
     *,
     force: bool = False,
     progress: bool = True,
-    log: Log = print,
 ) -> PretrainResult:
     """Pretrain, probe and publish; a finished identical request is returned as it is."""
     from rsmiss.training.distributed import check_devices, launch
@@ -69,7 +70,7 @@ def pretrain(
     if out.is_file() and meta_path.is_file() and not force:
         prov = _read_provenance(meta_path)
         if prov.get("fingerprint") == fingerprint and prov.get("sha256") == file_sha256(out):
-            log(f"{out}: up to date (same request, same cubes)")
+            logger.info(f"{out}: up to date (same request, same cubes)")
             return PretrainResult(out, prov, up_to_date=True)
         raise ConfigError(
             f"--name {name}: {out} holds weights of another request; choose another --name "
@@ -82,24 +83,24 @@ def pretrain(
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     n_pixels = {s.dataset: len(s) for s in sets}
-    log(
+    logger.info(
         f"pretrain {req.backbone} ({req.objective}) on "
         + ", ".join(f"{d} ({n} px)" for d, n in n_pixels.items())
         + f", {req.epochs} epochs, {patch}x{patch} patches -> {out}"
     )
     t0 = time.perf_counter()
-    launch(train_worker, world, req, sets, patch, fingerprint, ckpt_path, progress, log)
+    launch(train_worker, world, req, sets, patch, fingerprint, ckpt_path, progress)
     seconds = time.perf_counter() - t0
     ckpt = read_checkpoint(ckpt_path, fingerprint)
     if ckpt is None or int(ckpt["epoch"]) != req.epochs:
         raise DataError("pretraining ended without its final checkpoint", source=str(ckpt_path))
     model = build_model(req, sets, patch)
     model.load_state_dict(ckpt["model"])
-    probe = run_probes(req, ws, sets, model, patch, log)
+    probe = run_probes(req, ws, sets, model, patch)
     prov = provenance(req, sets, patch, fingerprint, ckpt["history"], probe)
     _publish(out, meta_path, tower_state(model), prov)
     shutil.rmtree(work, ignore_errors=True)
-    log(f"wrote {out} in {seconds:.0f} s (sha256 {prov['sha256'][:12]}…)")
+    logger.info(f"wrote {out} in {seconds:.0f} s (sha256 {prov['sha256'][:12]}…)")
     return PretrainResult(out, prov)
 
 
@@ -109,7 +110,6 @@ def run_probes(
     sets: list[PixelSet],
     model: PretrainModel,
     patch: int,
-    log: Log,
 ) -> dict[str, Any]:
     """Linear probe of the pretrained and the random encoder on every source cube (the
     scenes already read for pretraining are reused; only the training labels are read)."""
@@ -122,7 +122,7 @@ def run_probes(
         res = linear_probe(cube_path(ws, d), model, req, patch, scene=s.scene)
         out[res["dataset"]] = res
     if out:
-        log(probe_table(out))
+        logger.info(probe_table(out))
     return out
 
 
@@ -150,6 +150,7 @@ def provenance(
     history: list[dict[str, Any]],
     probe: dict[str, Any],
 ) -> dict[str, Any]:
+
     from rsmiss import __version__
 
     ssl = req.objective != "supervised"

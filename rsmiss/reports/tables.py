@@ -56,7 +56,7 @@ class ReportHeader:
     seeds: list[int] = field(default_factory=list)
     batch_size: int | None = None
     hardware: list[str] = field(default_factory=list)
-    n_cells: int = 0
+    n_groups: int = 0  # report groups (cells without the seed) the pipeline has
     failed: str | None = None  # the cell that stopped the benchmark, and its error
 
 
@@ -370,10 +370,10 @@ def _header(h: ReportHeader, records: Sequence[dict[str, Any]], groups: list[Gro
         f"| Seeds | {seeds} |",
         f"| Batch size | {h.batch_size or '—'} |",
         f"| Hardware | {'; '.join(h.hardware) or '—'} |",
-        f"| Cells | {ran} of {h.n_cells or ran} ran ({len(records)} runs incl. seeds) |",
+        f"| Cells | {ran} of {h.n_groups or ran} ran ({len(records)} runs incl. seeds) |",
         "",
         *(
-            [f"**Stopped**: cell {h.failed} failed; the cells after it did not run.", ""]
+            [f"**Stopped**: cell {h.failed} failed; cells unfinished by then did not run.", ""]
             if h.failed
             else []
         ),

@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -113,8 +115,22 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _spawn_entry(local_rank: int, world_size: int, port: int, fn: Callable, args: tuple) -> None:
+def _shown_log_level() -> int | None:
+    """The level of the "rsmiss" loggers when the application shows them (the CLI does)."""
+    log = logging.getLogger("rsmiss")
+    shown = any(not isinstance(h, logging.NullHandler) for h in log.handlers)
+    return log.getEffectiveLevel() if shown else None
+
+
+def _spawn_entry(
+    local_rank: int, world_size: int, port: int, fn: Callable, args: tuple, level: int | None
+) -> None:
     _die_with_parent()
+    if level is not None:  # a spawned rank shows its log lines as the parent does
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logging.getLogger("rsmiss").addHandler(handler)
+        logging.getLogger("rsmiss").setLevel(level)
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     if not torch.cuda.is_available():
@@ -139,7 +155,10 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any) -> None:
 
     try:
         mp.spawn(
-            _spawn_entry, args=(world_size, _free_port(), fn, args), nprocs=world_size, join=True
+            _spawn_entry,
+            args=(world_size, _free_port(), fn, args, _shown_log_level()),
+            nprocs=world_size,
+            join=True,
         )
     except mp.ProcessRaisedException as exc:
         # A worker's user error (already validated in the parent, so rare) stays one line.

@@ -9,8 +9,8 @@ exits with one line and leaves the workspace as it was.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from rsmiss.training.config import (
     parse_set,
 )
 from rsmiss.workspace import Workspace
+
+logger = logging.getLogger(__name__)
 
 WEIGHT_SUFFIXES = (".pt", ".safetensors")
 
@@ -90,10 +92,6 @@ def pretrained_weights_path(ws: Workspace, spec: str) -> Path:
     return path
 
 
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def resolve_weights(
     ws: Workspace, backbone: str, weights: str | None, random_init: bool
 ) -> tuple[str | None, str | None]:
@@ -135,7 +133,7 @@ def resolve_weights(
     from rsmiss.models.pretrained import fetch_weights, looks_like_tag
 
     if looks_like_tag(str(weights)):
-        path, digest = fetch_weights(backbone, str(weights), root=ws.root, log=_stderr)
+        path, digest = fetch_weights(backbone, str(weights), root=ws.root, log=logger.info)
         return str(path), digest
     path = Path(str(weights).removeprefix("local-dir:")).expanduser()
     if not path.exists():
