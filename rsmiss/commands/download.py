@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from rsmiss.commands.options import progress_option, root_option
-
-logger = logging.getLogger(__name__)
 
 MIRROR_HELP = (
     "Fetch from this mirror instead of the catalog's URLs (repeatable; tried in order). A "
@@ -74,7 +70,6 @@ def download_cmd(datasets, root, raw, mirrors, force, weights_tag, backbone, pro
             root=root,
             mirrors=mirrors,
             force=force,
-            log=logger.info,
         )
         click.echo(f"{backbone} {weights_tag}: {path} (sha256 {digest})")
 

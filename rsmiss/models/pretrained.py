@@ -20,10 +20,10 @@ mirrors.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 from rsmiss.download.dataset import mirrored, resolve_mirrors
@@ -36,6 +36,9 @@ from rsmiss.workspace import Workspace, atomic_path, file_sha256
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 TORCHGEO_PREFIX = "torchgeo:"
+
+
+logger = logging.getLogger(__name__)
 
 
 def open_clip_name(backbone: str) -> str:
@@ -125,14 +128,12 @@ def fetch_weights(
     root: str | os.PathLike[str] | None = None,
     mirrors: tuple[str, ...] | list[str] | None = None,
     force: bool = False,
-    log: Callable[[str], None] | None = None,
 ) -> tuple[Path, str]:
     """(path, sha256) of the ``tag`` weights of ``backbone`` in ROOT/weights/, fetched if absent."""
     import open_clip
 
     if tag.startswith(TORCHGEO_PREFIX):
-        return _fetch_torchgeo_weights(tag, backbone, root=root, mirrors=mirrors, log=log)
-    log = log or (lambda _msg: None)
+        return _fetch_torchgeo_weights(tag, backbone, root=root, mirrors=mirrors)
     ws = Workspace(root)
     name = open_clip_name(backbone)
     tags = known_tags(backbone)
@@ -154,7 +155,7 @@ def fetch_weights(
     failures = []
     for attempt in attempts:
         where = attempt.get("url") or attempt.get("hf_hub")
-        log(f"{name} {tag}: downloading through open_clip from {where}")
+        logger.info(f"{name} {tag}: downloading through open_clip from {where}")
         try:
             got = open_clip.download_pretrained(
                 attempt, prefer_hf_hub=not url, cache_dir=str(cache)
@@ -173,7 +174,7 @@ def fetch_weights(
         for stale in cache.glob("models--*"):  # the Hub's snapshot now points at nothing
             shutil.rmtree(stale, ignore_errors=True)
         digest = file_sha256(dest)
-        log(f"{name} {tag}: {dest} (sha256 {digest})")
+        logger.info(f"{name} {tag}: {dest} (sha256 {digest})")
         return dest, digest
     raise DownloadError(
         f"cannot download {name} weights '{tag}' ({'; '.join(failures)}); "
@@ -188,13 +189,11 @@ def _fetch_torchgeo_weights(
     *,
     root: str | os.PathLike[str] | None = None,
     mirrors: tuple[str, ...] | list[str] | None = None,
-    log: Callable[[str], None] | None = None,
 ) -> tuple[Path, str]:
     """(path, sha256) of a torchgeo weight enum's file in ROOT/weights/, fetched if absent."""
     import torch
     import torchgeo.models as tgm
 
-    log = log or (lambda _msg: None)
     enum_name, _, member = tag[len(TORCHGEO_PREFIX) :].partition(".")
     enum = getattr(tgm, enum_name, None)
     weights = getattr(enum, member, None) if enum is not None and member else None
@@ -216,7 +215,7 @@ def _fetch_torchgeo_weights(
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in mirrored([weights.url], resolve_mirrors(mirrors)):
-        log(f"{tag}: downloading from {url}")
+        logger.info(f"{tag}: downloading from {url}")
         try:
             # torch.hub writes a temporary file, checks the hash in the file name, then renames.
             torch.hub.download_url_to_file(url, str(dest), hash_prefix=_hash_prefix(dest.name))

@@ -133,7 +133,7 @@ def resolve_weights(
     from rsmiss.models.pretrained import fetch_weights, looks_like_tag
 
     if looks_like_tag(str(weights)):
-        path, digest = fetch_weights(backbone, str(weights), root=ws.root, log=logger.info)
+        path, digest = fetch_weights(backbone, str(weights), root=ws.root)
         return str(path), digest
     path = Path(str(weights).removeprefix("local-dir:")).expanduser()
     if not path.exists():
