@@ -21,11 +21,8 @@ from rsmiss.models.routing import (
     record_routing,
     separation,
 )
-from rsmiss.reports.tables import (
-    ReportHeader,
-    paired_difference,
-    render_markdown,
-)
+from rsmiss.reports.significance import paired_difference
+from rsmiss.reports.tables import ReportHeader, render_markdown
 from rsmiss.training.loop import should_stop
 
 PIPES = Path(__file__).resolve().parents[1] / "pipelines"
