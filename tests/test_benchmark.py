@@ -409,3 +409,26 @@ def test_methods_of_our_own_have_no_paper_number_and_are_named_as_ours(tmp_path)
     (cell,) = expand(load_pipeline(disguised))
     assert paper.lookup(cell.paper_query()) is None
     assert paper.lookup(replace(cell, options_json="{}").paper_query()).oa == 97.39
+
+
+def test_synthetic_checksum_warnings_become_one_note(tmp_path, caplog):
+    """Ingest warns once per raw file whose checksum is not the catalog's; for synthetic
+    raw files the benchmark's logging filter turns them into one note for the dataset."""
+    import logging
+
+    from rsmiss.benchmark.prepare import _quiet_synthetic
+    from rsmiss.synth import MARKER
+
+    (tmp_path / MARKER).write_text("{}")
+    ingest_log = logging.getLogger("rsmiss.ingest.pipeline")
+    caplog.set_level(logging.INFO, logger="rsmiss")
+    with _quiet_synthetic(tmp_path, "trento"):
+        for f in ("a.mat", "b.mat"):
+            ingest_log.warning("warning: %s: sha256 ... does not match the catalog's ...", f)
+        ingest_log.info("cube written")
+    ingest_log.warning("warning: c.mat: sha256 ... does not match the catalog's ...")  # after
+    assert [r.getMessage() for r in caplog.records] == [
+        "trento: synthetic raw files (checksums differ from the real ones)",
+        "cube written",
+        "warning: c.mat: sha256 ... does not match the catalog's ...",
+    ]

@@ -140,8 +140,9 @@ def kill_9_once_written(args: list[str], path: Path) -> None:
 
 
 def finish_in_subprocess(args: list[str]) -> str:
-    """Run the CLI to the end in a fresh process; its stdout (it must exit 0)."""
+    """Run the CLI to the end in a fresh process; its stdout, then its stderr (the log
+    lines; it must exit 0)."""
     proc = rsmiss_subprocess(args, stdout=-1, stderr=-1, text=True)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
-    return out
+    return out + err
