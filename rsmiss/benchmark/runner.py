@@ -381,6 +381,7 @@ def run_cells(
 
     The caller owns ``out``, so when a cell raises, the records of the cells before it are
     still there to report; ``out.failed`` names the cell that raised and the error."""
+    from rsmiss.inference import load_run
     from rsmiss.training import execute
 
     pipe, cells = out.pipeline, out.cells
@@ -392,7 +393,7 @@ def run_cells(
             if train_cell not in runs:
                 plan = _plan(pipe, train_cell, ws, backbone_weights)
                 t0 = time.perf_counter()
-                runs[train_cell] = execute(plan, progress=progress)
+                runs[train_cell] = load_run(execute(plan, progress=progress))
                 if plan.status == "finished":
                     out.skipped += 1
                 else:

@@ -34,7 +34,7 @@ from rsmiss.commands.options import progress_option, root_option, show_progress
 @progress_option
 def predict_cmd(run, root, cube, missing, out, batch_size, progress) -> None:
     """Classify every pixel of a cube's scene with a trained RUN (id or directory)."""
-    from rsmiss.training import load_run
+    from rsmiss.inference import load_run
 
     if batch_size < 1:
         raise click.BadParameter(f"must be at least 1, got {batch_size}", param_hint="--batch-size")
