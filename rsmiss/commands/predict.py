@@ -61,7 +61,12 @@ from rsmiss.commands.options import progress_option, root_option, show_progress
     is_flag=True,
     help="Also write <out>.confidence.tif: the class's softmax probability, in percent.",
 )
-@click.option("--batch-size", type=int, default=None, help="Pixels per forward pass.")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=None,
+    help="Pixels per forward pass (default: 128 on CPU, 2048 on a GPU).",
+)
 @progress_option
 def predict_cmd(
     run, root, cube, missing, out, window, bbox, tile, devices, scheduler, confidence,
@@ -73,7 +78,6 @@ def predict_cmd(
     unfinished tile and writes the same bytes.
     """
     from rsmiss.inference import load_run
-    from rsmiss.training.classify import DEFAULT_BATCH
 
     r = load_run(run, root)
     tif = r.predict(
@@ -86,7 +90,7 @@ def predict_cmd(
         devices=devices,
         scheduler=scheduler,
         confidence=confidence,
-        batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
+        batch_size=batch_size,
         progress=show_progress(progress),
     )
     click.echo(f"wrote {tif} and {tif.with_suffix('.png')}")

@@ -30,7 +30,7 @@ from rsmiss.errors import ConfigError, DataError
 from rsmiss.inference.mapfile import class_tags, save_tile, tile_file, write_cog, write_preview
 from rsmiss.inference.rundir import RunDir, resolve_device
 from rsmiss.inference.tiles import Window, bbox_window, parse_window, tile_grid, tile_scene
-from rsmiss.training.classify import DEFAULT_BATCH, missing_columns
+from rsmiss.training.classify import missing_columns
 from rsmiss.workspace import Workspace, write_json_atomic
 
 CONFIDENCE_NODATA = 255
@@ -43,7 +43,7 @@ class TileJob:
     run_path: str
     cube_path: str
     missing: tuple[str, ...]
-    batch_size: int
+    batch_size: int | None
     device: str | None
     confidence: bool
     parts: str
@@ -169,7 +169,7 @@ def predict_run(
     window: str | None = None,
     bbox: str | None = None,
     tile: int = 512,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int | None = None,
     device: str | None = None,
     devices: int = 1,
     scheduler: str | None = None,
@@ -193,7 +193,8 @@ def predict_run(
     missing_columns(missing, modalities)  # validate before any work
     if window and bbox:
         raise ConfigError("--window and --bbox: give one of them")
-    for name, value in (("--tile", tile), ("--batch-size", batch_size), ("--devices", devices)):
+    batch = 1 if batch_size is None else batch_size
+    for name, value in (("--tile", tile), ("--batch-size", batch), ("--devices", devices)):
         if value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
     cube_path = Path(cube) if cube else Workspace(run.root).cube(cfg.dataset)

@@ -243,13 +243,7 @@ def _finish(plan, model, data, pred, routing, state, device, perf, eval_s, t_sta
         from rsmiss.training.classmap import write_class_map
 
         t0 = time.perf_counter()
-        cmap = classify_scene(
-            model,
-            data.scene,
-            device,
-            precision=cfg.precision,
-            batch_size=int(cfg.train_opt("eval_batch_size")),
-        )
+        cmap = classify_scene(model, data.scene, device, precision=cfg.precision)
         map_s = time.perf_counter() - t0
         write_class_map(
             cmap + 1,
