@@ -49,7 +49,7 @@ class TileJob:
     parts: str
 
 
-_LOADED: dict[tuple[str, str], Any] = {}
+_LOADED: dict[tuple[str, str, str, int], Any] = {}
 
 
 def _worker_device(job: TileJob) -> Any:
@@ -80,8 +80,10 @@ def classify_tile(tile: Window, job: TileJob) -> str:
     if tile_file(parts, tile).is_file():
         return tile.tag
     dev = _worker_device(job)
-    key = (job.run_path, str(dev))
-    if key not in _LOADED:
+    ckpt = Path(job.run_path) / "checkpoint.pt"
+    key = (job.run_path, job.cube_path, str(dev), ckpt.stat().st_mtime_ns)
+    if key not in _LOADED:  # one model and cube per process, reused by its next tiles
+        _LOADED.clear()
         run = RunDir(job.run_path)
         _LOADED[key] = (run, run.load_model(dev), open_cube(job.cube_path))
     run, model, ds = _LOADED[key]

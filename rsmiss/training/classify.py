@@ -25,8 +25,8 @@ scenes tile by tile with the same function, so both give the same classes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -166,6 +166,27 @@ def _scene_tokens_apply(model: nn.Module) -> bool:
     )
 
 
+@contextlib.contextmanager
+def _batch_runner(device: torch.device) -> Iterator[Callable]:
+    """``map`` over batches. On CPU with N intra-op threads: N batches at a time, each on
+    one thread, instead of every small operator split N ways: the transformer's operators
+    on a batch are too small to split well, and split ones stall whenever another process
+    holds a core. Each batch's numbers are then computed single-threaded, the same
+    whichever thread or process runs it."""
+    workers = torch.get_num_threads() if device.type == "cpu" else 1
+    if workers <= 1:
+        yield map
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            yield pool.map
+    finally:
+        torch.set_num_threads(workers)
+
+
 @torch.inference_mode()
 def classify(
     model: nn.Module,
@@ -197,6 +218,7 @@ def classify(
     with (
         tqdm(total=h * w, unit="px", unit_scale=True, disable=not progress, leave=False) as bar,
         _pretokenized(model) if fast else contextlib.nullcontext(),
+        _batch_runner(device) as run,
     ):
         for r0 in range(0, h, band):
             r1 = min(h, r0 + band)
@@ -213,8 +235,9 @@ def classify(
                             maps[mod] = token_maps(tokenizers[mod], band_px)
             if device.type == "cuda":
                 todo = todo.pin_memory()  # batches of it go to the device without a sync
-            picked, probs = [], []
-            for start in range(0, len(todo), batch_size):
+
+            @torch.inference_mode()
+            def one_batch(start: int, todo=todo, maps=maps, r0=r0) -> tuple[Any, Any]:
                 flat_host = todo[start : start + batch_size]
                 avail = observed[:, flat_host].T.contiguous()
                 flat = flat_host.to(device, non_blocking=True)
@@ -231,12 +254,15 @@ def classify(
                 with autocast(device, precision):
                     logits = model(inputs, avail).logits
                 if conf is None:
-                    picked.append(logits.argmax(dim=1))
-                else:
-                    best, k = torch.softmax(logits.float(), dim=1).max(dim=1)
-                    picked.append(k)
-                    probs.append(best)
-                bar.update(len(flat_host))
+                    return logits.argmax(dim=1), None
+                best, k = torch.softmax(logits.float(), dim=1).max(dim=1)
+                return k, best
+
+            picked, probs = [], []
+            for k, best in run(one_batch, range(0, len(todo), batch_size)):
+                picked.append(k)
+                probs.append(best)
+                bar.update(len(k))
             classes[todo] = torch.cat(picked).cpu()
             if conf is not None:
                 conf[todo] = torch.cat(probs).cpu()
