@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=512, help="side of the predicted window")
     ap.add_argument("--full", action="store_true", help="also predict the whole first scene")
     ap.add_argument("--devices", type=int, default=1, help="rsmiss predict --devices")
+    ap.add_argument("--tile", type=int, default=256, help="rsmiss predict --tile")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -160,14 +161,14 @@ def main() -> None:
         win = f"0:{side},0:{side}"
         predict = rsmiss(
             "predict", run_dir, "--cube", cube, "--out", out, "--window", win,
-            "--devices", args.devices, "--no-progress",
+            "--devices", args.devices, "--tile", args.tile, "--no-progress",
         )  # fmt: skip
         step = measured(predict, f"predict {side}² window", side**2, out)
         rows.append({"scene": f"{n}²", **step})
         print(rows[-1], flush=True)
         if args.full and n == args.sizes[0]:
             out = work / "maps" / f"{name}-full.tif"
-            predict = rsmiss("predict", run_dir, "--cube", cube, "--out", out,
+            predict = rsmiss("predict", run_dir, "--cube", cube, "--out", out, "--tile", args.tile,
                              "--devices", args.devices, "--no-progress")  # fmt: skip
             rows.append({"scene": f"{n}²", **measured(predict, f"predict full {n}²", n * n, out)})
             print(rows[-1], flush=True)
