@@ -11,11 +11,12 @@ processes, one per GPU when there are GPUs, or an existing cluster's ``scheduler
 all are done they are assembled into a cloud-optimised GeoTIFF (``rsmiss.inference.mapfile``)
 published atomically, with a PNG preview and optionally a confidence GeoTIFF.
 
-torchgeo's ``GridGeoSampler`` walks a raster dataset in overlapping windows, but it yields
-windows whose patches are cut again by the model's own sampler; here each tile's patches
-come from one gather over the tile, and the halo must reflect at the scene edge exactly as
-training padded the scene, which a grid of fixed-size windows does not do. So tiles are
-plain row/column windows of the cube.
+torchgeo's ``GridGeoSampler`` was considered: it walks a ``GeoDataset`` (rasterio files
+indexed by bounds in map units) with fixed-size windows and a stride, the last row and
+column shifted back to fit. Using it would mean wrapping the zarr cube as a ``GeoDataset``
+and turning its map-unit windows back into pixel rows and columns, and its windows carry no
+halo: the reflection at the scene's edge that makes a tile's patches equal the untiled
+ones would still be ours. Plain row/column tiles of the cube need neither.
 """
 
 from __future__ import annotations
