@@ -18,9 +18,20 @@ _LAZY: dict[str, str] = {
     "build_model": "rsmiss.models",
     "open_cube": "rsmiss.cube",
     "load_scenario": "rsmiss.scenarios",
-    "train": "rsmiss.training",
-    "load_run": "rsmiss.training",
+    "load_run": "rsmiss.inference",
 }
+
+
+def train(*args: Any, **kwargs: Any) -> Any:
+    """Train one run and return it as a :class:`rsmiss.inference.Run`.
+
+    Arguments are those of :func:`rsmiss.training.train`; training writes the run
+    directory, inference reads it back.
+    """
+    from rsmiss.inference import load_run
+    from rsmiss.training import train as train_run
+
+    return load_run(train_run(*args, **kwargs))
 
 
 def __getattr__(name: str) -> Any:

@@ -180,8 +180,8 @@ def run_demo(
 ) -> DemoResult:
     """Run the demo into ``root`` (default ``$RSMISS_ROOT`` / ``./rsmiss-data``)."""
     from rsmiss.benchmark.runner import run_pipeline
+    from rsmiss.inference import load_run
     from rsmiss.models.backbone import describe_weights
-    from rsmiss.training import load_run
     from rsmiss.workspace import Workspace
 
     if not 0 < scale <= 1:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from training_env import TRAIN_ARGS, fresh_workspace, reference_run
 
 from rsmiss.cli import main
-from rsmiss.training import load_run
+from rsmiss.inference import load_run
 
 TOLERANCE = 1.5  # percentage points
 

@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent(
 
     matplotlib.use("pdf")
     from rsmiss.reports.plots import plot_oa_vs_rate
-    from rsmiss.training.predict import write_class_map
+    from rsmiss.training.classmap import write_class_map
     from rsmiss.training.report import write_confusion_png, write_curve
 
     out = Path(sys.argv[1])

@@ -12,8 +12,8 @@ from training_env import reference_run, small_cube
 
 from rsmiss.cli import main
 from rsmiss.models.classifier import ModelOutput
+from rsmiss.training.classify import classify_scene
 from rsmiss.training.data import Scene
-from rsmiss.training.predict import classify_scene
 
 
 class _PatternModel(torch.nn.Module):
@@ -29,7 +29,7 @@ class _PatternModel(torch.nn.Module):
         return ModelOutput(torch.nn.functional.one_hot(code, 4).float(), torch.zeros(()))
 
 
-def _scene(observed: torch.Tensor | None) -> Scene:
+def _scene(observed: torch.Tensor) -> Scene:
     padded = {m: torch.zeros(1, 9, 11) for m in ("hs", "lidar")}
     return Scene(("hs", "lidar"), padded, 3, 7, 9, observed)
 
@@ -54,9 +54,6 @@ def test_classify_scene_follows_the_observed_map_and_marks_blanks_nodata():
     empty = torch.zeros(2, 7, 9, dtype=torch.bool)
     assert (classify_scene(model, _scene(empty), torch.device("cpu")) == -1).all()
     assert model.rows_seen == 0
-    # a cube without the map: every pixel sees every sensor
-    got = classify_scene(_PatternModel(), _scene(None), torch.device("cpu"), batch_size=10)
-    assert (got == 3).all()
 
 
 def test_predict_writes_geotiff_of_scene_shape(tmp_path_factory, tmp_path):
@@ -181,7 +178,7 @@ def test_class_map_png_fits_its_legend_and_keeps_nodata_apart(tmp_path):
     legend), and no-data pixels get a colour no class uses (Houston's Residential is white)."""
     import matplotlib.image as mpimg
 
-    from rsmiss.training.predict import nodata_colour, write_class_map
+    from rsmiss.training.classmap import nodata_colour, write_class_map
 
     white, black = [255, 255, 255], [0, 0, 0]
     palette = [[10 * i, 100, 50] for i in range(14)] + [white]
@@ -199,3 +196,19 @@ def test_class_map_png_fits_its_legend_and_keeps_nodata_apart(tmp_path):
     assert img.shape[0] >= 16 * 0.14 * 110  # 15 classes + "no data", about 0.16 in each
     rgb = (img[..., :3] * 255).round().astype(int).reshape(-1, 3)
     assert (rgb == [0, 0, 0]).all(1).any()  # the no-data pixels, in black
+
+
+def test_scene_needs_the_observed_map():
+    """Every cube rsmiss writes has ``observed_map``; one without it is refused in one line."""
+    import pytest
+    import xarray as xr
+
+    from rsmiss.errors import DataError
+    from rsmiss.training.data import load_scene
+
+    ds = xr.Dataset(
+        {"scene_hs": (("band", "y", "x"), np.zeros((2, 6, 6), np.float32))},
+        coords={"modality": ["hs"]},
+    )
+    with pytest.raises(DataError, match="observed_map"):
+        load_scene(ds, ("hs",), 3, torch.device("cpu"))

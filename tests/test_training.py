@@ -296,38 +296,22 @@ def test_three_modalities_every_pattern_end_to_end(tmp_path):
     assert classes.shape == (src.height, src.width) and classes.max() <= len(m["class_names"])
 
 
-def test_run_modality_order_survives_json_and_old_runs(tmp_path):
-    """config.json keeps the model's modality order ([name, bands] pairs); a run written
-    when it was a JSON object (keys sorted) takes the order from its metrics or scenario,
-    and says so in one error when neither is left."""
-    from rsmiss.training.rundir import Run
+def test_run_keeps_the_model_modality_order(tmp_path):
+    """config.json keeps the model's modality order as [name, bands] pairs (a JSON object
+    would come back with its keys sorted)."""
+    from rsmiss.inference import load_run
     from rsmiss.workspace import write_json_atomic
 
     cfg = RunConfig("augsburg", "all-r0.70-s0", "cid", random_init=True)
     run_dir = tmp_path / "runs" / cfg.run_id
-    order = ["hs", "sar", "lidar"]
-
-    def write(model_modalities) -> Run:
-        model = {"modalities": model_modalities, "n_classes": 2, "class_names": ["a", "b"]}
-        write_json_atomic(
-            run_dir / "config.json", {"run_id": cfg.run_id, "config": cfg.to_dict(), "model": model}
-        )
-        return Run(run_dir)
-
     run_dir.mkdir(parents=True)
-    assert list(write([["hs", 30], ["sar", 4], ["lidar", 1]]).modalities) == order
-    old = write({"hs": 30, "sar": 4, "lidar": 1})
-    assert list(old.model_info["modalities"]) == ["hs", "lidar", "sar"]  # what JSON kept
-    with pytest.raises(DataError, match="order of the run's modalities"):
-        _ = old.modalities
-    scenario = tmp_path / "scenarios" / "augsburg" / "all-r0.70-s0.npz"
-    scenario.parent.mkdir(parents=True)
-    np.savez(scenario, modalities=np.array(order))
-    assert list(old.modalities) == order  # from the training scenario
-    scenario.unlink()
-    (run_dir / "metrics.json").write_text(json.dumps({"modalities": order}))
-    assert old.modalities == {"hs": 30, "sar": 4, "lidar": 1}  # from the metrics
-    assert list(old.modalities) == order
+    model = {"modalities": [["hs", 30], ["sar", 4], ["lidar", 1]], "n_classes": 2}
+    write_json_atomic(
+        run_dir / "config.json", {"run_id": cfg.run_id, "config": cfg.to_dict(), "model": model}
+    )
+    run = load_run(cfg.run_id, tmp_path)
+    assert list(run.modalities) == ["hs", "sar", "lidar"]
+    assert run.modalities == {"hs": 30, "sar": 4, "lidar": 1}
 
 
 def test_patience_stops_on_validation_and_never_reads_test_labels(tmp_path_factory, monkeypatch):
@@ -338,7 +322,7 @@ def test_patience_stops_on_validation_and_never_reads_test_labels(tmp_path_facto
 
     import rsmiss.training.run as run_module
     from rsmiss.cli import main
-    from rsmiss.training import load_run
+    from rsmiss.inference import load_run
 
     args = [
         "--dataset", "trento", "--scenario", SCENARIO, "--method", "mamol",

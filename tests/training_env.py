@@ -105,7 +105,7 @@ def fresh_workspace(tmp_path_factory, name: str) -> Path:
 
 def reference_run(tmp_path_factory):
     """The reference MaMOL run (trained once, in-process, through the CLI)."""
-    from rsmiss.training import load_run
+    from rsmiss.inference import load_run
 
     if "ref" not in _CACHE:
         root = fresh_workspace(tmp_path_factory, "train-ref")

@@ -111,6 +111,7 @@ def run_job(job: Job, ctx: Context) -> JobResult:
 
     Errors of a cell are returned, not raised, so the cells of the job that finished
     before it still reach the report."""
+    from rsmiss.inference import load_run
     from rsmiss.training import execute
 
     res = JobResult(job.run_id)
@@ -121,7 +122,7 @@ def run_job(job: Job, ctx: Context) -> JobResult:
                 plan = plan_cell(ctx, cell.train_cell)
                 res.status = plan.status
                 t0 = time.perf_counter()
-                run = execute(plan, progress=ctx.progress)
+                run = load_run(execute(plan, progress=ctx.progress))
                 res.seconds = time.perf_counter() - t0
                 res.executed = True
                 how = (

@@ -20,8 +20,7 @@ from rsmiss.commands.options import root_option
 def evaluate_cmd(run, root, scenarios) -> None:
     """Score RUN (id or directory) on SCENARIO's test masks -> runs/<id>/eval/<scenario>.json."""
     from rsmiss.errors import DataError
-    from rsmiss.training import load_run
-    from rsmiss.training.evaluate import evaluate_run, scenario_ids
+    from rsmiss.inference import evaluate_run, load_run, scenario_ids
 
     r = load_run(run, root)
     if not r.finished:

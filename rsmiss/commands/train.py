@@ -130,6 +130,7 @@ def train_cmd(
     import os
 
     from rsmiss.errors import ConfigError
+    from rsmiss.inference import load_run
     from rsmiss.training import execute, plan_runs
 
     if batch_size < 1:
@@ -167,7 +168,7 @@ def train_cmd(
         if plans and plans[0].config.random_init:
             click.echo("note: random backbone (--random-init); results say nothing about CLIP")
     for p in todo:
-        run = execute(p, progress=show_progress(progress))
+        run = load_run(execute(p, progress=show_progress(progress)))
         if main_rank:
             m = run.metrics or {}
             oa = (m.get("overall") or {}).get("oa")

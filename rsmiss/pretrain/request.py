@@ -128,7 +128,7 @@ def read_sources(req: PretrainRequest, ws: Workspace) -> tuple[list[PixelSet], i
 def build_model(req: PretrainRequest, sets: list[PixelSet], patch: int) -> PretrainModel:
     """The trainable tower (seeded like the random-init tower) and seeded heads."""
     from rsmiss.models.backbone import VisionTower, backbone_config
-    from rsmiss.training.run import seed_all
+    from rsmiss.models.seeded import seed_all
 
     seed_all(req.seed)
     tower = VisionTower(backbone_config(req.backbone), req.activation)

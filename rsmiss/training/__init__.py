@@ -1,8 +1,9 @@
-"""Training, evaluation and classification maps (DESIGN §6).
+"""Training runs: plan them, train them, write their run directories.
 
-``train(...)`` runs one training run and returns a :class:`Run`; ``load_run(path_or_id)``
-opens a finished one (``.metrics``, ``.config``, ``.predict(...)``, ``.evaluate(...)``);
-``plan_runs`` + ``execute`` drive the grids of ``rsmiss train``.
+``train(...)`` trains one run and returns its directory; ``plan_runs`` + ``execute`` drive
+the grids of ``rsmiss train``. Reading a run back (``load_run``), re-scoring and mapping
+scenes with it live in ``rsmiss.inference``. See ``docs/design.md`` (model and training
+contract).
 """
 
 from __future__ import annotations
@@ -10,15 +11,12 @@ from __future__ import annotations
 from rsmiss.training.config import DEFAULT_EPOCHS, RunConfig
 from rsmiss.training.plan import PlannedRun, plan_runs
 from rsmiss.training.run import execute, train
-from rsmiss.training.rundir import Run, load_run
 
 __all__ = [
     "DEFAULT_EPOCHS",
     "PlannedRun",
-    "Run",
     "RunConfig",
     "execute",
-    "load_run",
     "plan_runs",
     "train",
 ]

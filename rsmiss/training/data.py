@@ -72,10 +72,9 @@ class Scene:
     patch_size: int
     height: int
     width: int
-    # (M, H, W) bool on the host, False where the raw data had nodata for that modality; None
-    # for cubes written before rsmiss stored it (every pixel then counts as observed). Kept
-    # on the host: availability masks built from it cost the model no device sync.
-    observed: torch.Tensor | None = None
+    # (M, H, W) bool on the host, False where the raw data had nodata for that modality.
+    # Kept on the host: availability masks built from it cost the model no device sync.
+    observed: torch.Tensor
 
     def to(self, device: torch.device) -> Scene:
         padded = {m: _place(t, device) for m, t in self.padded.items()}
@@ -106,7 +105,9 @@ def load_scene(
     ds: Any, modalities: tuple[str, ...], patch_size: int, device: torch.device
 ) -> Scene:
     """Read ``scene_<m>`` of each modality from an opened cube and pad it for patch cutting,
-    with the per-pixel ``observed_map`` of those modalities when the cube has one."""
+    with the per-pixel ``observed_map`` of those modalities."""
+    if "observed_map" not in ds:
+        raise DataError("cube has no variable 'observed_map'; re-run rsmiss ingest")
     padded = {}
     h = w = 0
     for m in modalities:
@@ -116,11 +117,9 @@ def load_scene(
         scene = np.asarray(ds[name].values, dtype=np.float32)
         h, w = scene.shape[-2:]
         padded[m] = _place(torch.from_numpy(pad_scene(scene, patch_size)), device)
-    observed = None
-    if "observed_map" in ds:
-        cube_mods = [str(m) for m in ds["modality"].values]
-        obs = np.asarray(ds["observed_map"].values, dtype=bool)
-        observed = torch.from_numpy(obs[[cube_mods.index(m) for m in modalities]].copy())
+    cube_mods = [str(m) for m in ds["modality"].values]
+    obs = np.asarray(ds["observed_map"].values, dtype=bool)
+    observed = torch.from_numpy(obs[[cube_mods.index(m) for m in modalities]].copy())
     return Scene(tuple(modalities), padded, patch_size, int(h), int(w), observed)
 
 
@@ -175,15 +174,13 @@ class RunData:
         )
 
 
-def _availability(scenario_rows: np.ndarray, observed: np.ndarray | None) -> np.ndarray:
+def _availability(scenario_rows: np.ndarray, observed: np.ndarray) -> np.ndarray:
     """Scenario availability, also False where the raw data had no value (nodata).
 
     A row that nodata would leave with no modality keeps the scenario's row instead: the
     model needs at least one modality and the filled values are the best we have.
     """
     avail = np.asarray(scenario_rows, dtype=bool)
-    if observed is None:
-        return avail
     both = avail & observed
     empty = ~both.any(axis=1)
     both[empty] = avail[empty]
@@ -215,10 +212,10 @@ def load_run_data(
     row = np.asarray(ds["row"].values, dtype=np.int64)
     col = np.asarray(ds["col"].values, dtype=np.int64)
     label = np.asarray(ds["label"].values, dtype=np.int64) - 1
-    observed = None
-    if "observed" in ds:
-        obs = np.asarray(ds["observed"].values, dtype=bool)
-        observed = obs[:, [cube_mods.index(m) for m in modalities]]
+    if "observed" not in ds:
+        raise DataError(f"{cube_path}: cube has no variable 'observed'; re-run rsmiss ingest")
+    obs = np.asarray(ds["observed"].values, dtype=bool)
+    observed = obs[:, [cube_mods.index(m) for m in modalities]]
     class_names = [str(c) for c in ds.attrs.get("class_names", [])]
     n_classes = len(class_names) or int(label.max()) + 1
 
@@ -235,7 +232,7 @@ def load_run_data(
                 f"scenario {scenario.scenario_id}: {len(rows)} {name} rows but the cube has "
                 f"{len(idx)} {name} samples; rebuild it with rsmiss scenarios"
             )
-        av = _availability(rows, None if observed is None else observed[idx])
+        av = _availability(rows, observed[idx])
         return Split(
             torch.from_numpy(idx),
             torch.from_numpy(row[idx]),

@@ -12,16 +12,15 @@ of the same config (or a killed and resumed one) give the same bytes.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from rsmiss.models.backbone import describe_weights
 from rsmiss.models.routing import record_routing
+from rsmiss.models.seeded import build_model_for_run, seed_all
 from rsmiss.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from rsmiss.training.config import RunConfig
 from rsmiss.training.data import RunData, load_run_data
@@ -37,97 +36,24 @@ from rsmiss.training.loop import (
 )
 from rsmiss.training.metrics import score_by_pattern
 from rsmiss.training.plan import PlannedRun, plan_runs
+from rsmiss.training.provenance import device_text, peak_memory_mb, write_environment
 from rsmiss.training.report import write_confusion_png, write_curve, write_routing_png
-from rsmiss.training.rundir import Run
 from rsmiss.workspace import write_json_atomic
 
 
-def seed_all(seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def build_for_run(cfg: RunConfig, channels: dict[str, int], n_classes: int) -> torch.nn.Module:
-    """The run's model, with the same RNG draws every time (seeded here), so a resumed run
-    and ``load_run`` rebuild exactly the randomly initialised parts training started from."""
-    from rsmiss.models import build_model
-
-    seed_all(cfg.seed)
-    return build_model(
+    """The run's model, seeded: a resumed run rebuilds the parts training started from."""
+    return build_model_for_run(
         cfg.method,
         n_classes,
-        dict(channels),
+        channels,
+        seed=cfg.seed,
         backbone=cfg.backbone,
         backbone_weights=cfg.backbone_weights,
         random_init=cfg.random_init,
         patch_size=cfg.patch_size,
-        **cfg.options,
+        options=cfg.options,
     )
-
-
-def _git_revision() -> str | None:
-    """Commit of the rsmiss checkout, read from .git directly (no git binary needed)."""
-    git = Path(__file__).resolve().parents[2] / ".git"
-    try:
-        if git.is_file():  # worktree / submodule: "gitdir: PATH"
-            git = (git.parent / git.read_text().split(":", 1)[1].strip()).resolve()
-        head = (git / "HEAD").read_text().strip()
-        if not head.startswith("ref:"):
-            return head or None
-        ref = head.split(":", 1)[1].strip()
-        if (git / ref).is_file():
-            return (git / ref).read_text().strip() or None
-        common = git / "commondir"
-        roots = [git] + ([(git / common.read_text().strip()).resolve()] if common.is_file() else [])
-        for root in roots:
-            if (root / ref).is_file():
-                return (root / ref).read_text().strip() or None
-            packed = root / "packed-refs"
-            if packed.is_file():
-                for line in packed.read_text().splitlines():
-                    if line.endswith(" " + ref):
-                        return line.split(" ", 1)[0]
-    except (OSError, IndexError):
-        return None
-    return None
-
-
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in (
-        "rsmiss",
-        "torch",
-        "numpy",
-        "scikit-learn",
-        "xarray",
-        "zarr",
-        "rasterio",
-        "open_clip_torch",
-    ):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            continue
-    return out
-
-
-def _device_text(info: DistInfo) -> str:
-    if info.device.type == "cuda":
-        return f"{info.world_size} x {torch.cuda.get_device_name(info.device)}"
-    return f"{info.world_size} x CPU ({platform.processor() or platform.machine()})"
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def prepare_data(plan: PlannedRun) -> RunData:
@@ -264,32 +190,7 @@ def _write_run_files(plan: PlannedRun, model: Any, data: RunData, info: DistInfo
             },
         },
     )
-    write_json_atomic(
-        plan.run_dir / "environment.json",
-        {
-            "seed": cfg.seed,
-            "git_revision": _git_revision(),
-            "versions": _versions(),
-            "device": _device_text(info),
-            "world_size": info.world_size,
-            "backbone": {
-                "name": cfg.backbone,
-                "random_init": cfg.random_init,
-                "origin": describe_weights(cfg.backbone_weights),
-                "weights": cfg.backbone_weights,
-                "weights_sha256": cfg.backbone_weights_sha256,
-                "hash": model.config.get("backbone_hash"),
-                "activation": model.config.get("activation"),
-            },
-            "data": {
-                "synthetic": data.attrs["synthetic"],
-                "cube_id": cfg.cube_id,
-                "cube": str(plan.cube_path),
-                "scenario": str(plan.scenario_path),
-            },
-            "model_config": model.config,
-        },
-    )
+    write_environment(plan, model, bool(data.attrs["synthetic"]), info)
 
 
 def _finish(plan, model, data, pred, routing, state, device, perf, eval_s, t_start, info):
@@ -338,16 +239,11 @@ def _finish(plan, model, data, pred, routing, state, device, perf, eval_s, t_sta
         write_routing_png(plan.run_dir / "routing.png", routing, f"{cfg.run_id}: test routing")
     map_s = 0.0
     if cfg.train_opt("write_map"):
-        from rsmiss.training.predict import classify_scene, write_class_map
+        from rsmiss.training.classify import classify_scene
+        from rsmiss.training.classmap import write_class_map
 
         t0 = time.perf_counter()
-        cmap = classify_scene(
-            model,
-            data.scene,
-            device,
-            precision=cfg.precision,
-            batch_size=int(cfg.train_opt("eval_batch_size")),
-        )
+        cmap = classify_scene(model, data.scene, device, precision=cfg.precision)
         map_s = time.perf_counter() - t0
         write_class_map(
             cmap + 1,
@@ -361,7 +257,7 @@ def _finish(plan, model, data, pred, routing, state, device, perf, eval_s, t_sta
     write_json_atomic(
         plan.run_dir / "perf.json",
         {
-            "device": _device_text(info),
+            "device": device_text(info),
             "train_samples_per_s": round(perf["train_samples_per_s"], 3),
             "train_seconds": round(perf["train_seconds"], 3),
             "eval_seconds": round(eval_s, 3),
@@ -369,7 +265,7 @@ def _finish(plan, model, data, pred, routing, state, device, perf, eval_s, t_sta
             "map_pixels_per_s": round(data.scene.height * data.scene.width / map_s, 1)
             if map_s
             else None,
-            "peak_memory_mb": round(_peak_memory_mb(device), 1),
+            "peak_memory_mb": round(peak_memory_mb(device), 1),
             "wall_seconds": round(time.perf_counter() - t_start, 3),
             # time to accuracy: training seconds (resumed segments added up) per epoch
             "curve": [
@@ -381,8 +277,9 @@ def _finish(plan, model, data, pred, routing, state, device, perf, eval_s, t_sta
     write_json_atomic(plan.run_dir / "metrics.json", metrics)
 
 
-def execute(plan: PlannedRun, *, progress: bool = True) -> Run:
-    """Run one planned run (skipping a finished one) and return it."""
+def execute(plan: PlannedRun, *, progress: bool = True) -> Path:
+    """Run one planned run (skipping a finished one); its directory (read it with
+    ``rsmiss.inference.load_run``)."""
     if plan.status != "finished":
         from rsmiss.workspace import clean_stale_tmp
 
@@ -391,7 +288,7 @@ def execute(plan: PlannedRun, *, progress: bool = True) -> Run:
         if plan.config.devices > 1:  # spawned ranks: check weights/options here, in one line
             build_for_run(plan.config, data.scene.channels, data.n_classes)
         launch(_worker, plan.config.devices, plan, data, progress)
-    return Run(plan.run_dir)
+    return plan.run_dir
 
 
 def train(
@@ -403,8 +300,8 @@ def train(
     options: dict[str, Any] | None = None,
     progress: bool = False,
     **kwargs: Any,
-) -> Run:
-    """Train one run (``rsmiss train`` for a single dataset/scenario/method) and return it.
+) -> Path:
+    """Train one run (``rsmiss train`` for a single dataset/scenario/method); its directory.
 
     ``kwargs`` are :func:`plan_runs` arguments (``epochs``, ``batch_size``, ``random_init``,
     ``backbone``, ``seed``, ``devices``, ``sets`` ...). With several datasets or scenarios

@@ -17,7 +17,7 @@ Figures (`--figures`, default all):
   raw numpy -> zarr write of the same bytes) in a subprocess; skipped, with the reason, where
   zarr is absent (the GPU machine).
 - `predict`: whole-scene classification throughput (pixels/s) through
-  `rsmiss.training.predict.classify_scene` on a synthetic in-memory scene (no zarr needed).
+  `rsmiss.training.classify.classify_scene` on a synthetic in-memory scene (no zarr needed).
 
 Runs from the source tree (`PYTHONPATH=.`); zarr, dask, rasterio, torchgeo and xarray are never
 imported on the train / predict path, only open_clip (for the tower's module) is needed.
@@ -374,7 +374,8 @@ def loop_figure(args: argparse.Namespace, device: Any, earlier: list[dict]) -> d
         m: torch.from_numpy(pad_scene(rng.standard_normal((c, h, w), np.float32), p))
         for m, c in MODALITIES.items()
     }
-    scene = Scene(tuple(MODALITIES), padded, p, h, w)
+    observed = torch.ones(len(MODALITIES), h, w, dtype=torch.bool)
+    scene = Scene(tuple(MODALITIES), padded, p, h, w, observed)
     flat = torch.from_numpy(rng.choice(h * w, size=n, replace=False))
     train = Split(
         torch.arange(n),
@@ -548,8 +549,8 @@ def predict_figure(args: argparse.Namespace, device: Any) -> dict:
     import numpy as np
     import torch
 
+    from rsmiss.training.classify import classify_scene
     from rsmiss.training.data import Scene, pad_scene
-    from rsmiss.training.predict import classify_scene
 
     h, w = args.predict_size
     rng = np.random.default_rng(0)
@@ -559,10 +560,13 @@ def predict_figure(args: argparse.Namespace, device: Any) -> dict:
         ).to(device)
         for m, c in MODALITIES.items()
     }
-    scene = Scene(tuple(MODALITIES), padded, args.patch_size, h, w)
+    observed = torch.ones(len(MODALITIES), h, w, dtype=torch.bool)
+    scene = Scene(tuple(MODALITIES), padded, args.patch_size, h, w, observed)
     model = build("mamol", args, device).eval()
     precision = "bf16" if device.type == "cuda" else "32"
-    warm = Scene(scene.modalities, scene.padded, args.patch_size, min(h, 8), w)
+    warm = Scene(
+        scene.modalities, scene.padded, args.patch_size, min(h, 8), w, observed[:, : min(h, 8)]
+    )
     classify_scene(model, warm, device, precision=precision, batch_size=args.predict_batch)
     reset_peak(device)
 

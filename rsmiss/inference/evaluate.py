@@ -1,4 +1,4 @@
-"""Use a trained run: re-score it on another scenario's test masks, or map a whole scene.
+"""Re-score a trained run on another scenario's test masks.
 
 Re-scoring (paper Fig. 4: train under one missing setting, test under another) needs a
 scenario built on the same cube as the run, so the test samples are the same pixels and
@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from rsmiss.errors import DataError
-from rsmiss.training.rundir import Run, resolve_device
+from rsmiss.inference.rundir import RunDir, resolve_device
 from rsmiss.workspace import Workspace, write_json_atomic
 
 
-def _scenario_path(run: Run, scenario: str | os.PathLike[str]) -> Path:
+def _scenario_path(run: RunDir, scenario: str | os.PathLike[str]) -> Path:
     p = Path(scenario)
     if p.suffix == ".npz" and p.is_file():
         return p
@@ -28,7 +28,7 @@ def _scenario_path(run: Run, scenario: str | os.PathLike[str]) -> Path:
     )
 
 
-def scenario_ids(run: Run) -> tuple[list[str], dict[str, str]]:
+def scenario_ids(run: RunDir) -> tuple[list[str], dict[str, str]]:
     """Every scenario built for the run's dataset (the default of ``rsmiss evaluate``), split
     into those the run can be scored on and the others, each with the reason it cannot
     (a scenario built for other modalities, or another order of them)."""
@@ -52,7 +52,7 @@ def scenario_ids(run: Run) -> tuple[list[str], dict[str, str]]:
 
 
 def evaluate_run(
-    run: Run, scenario: str | os.PathLike[str], device: str | None = None
+    run: RunDir, scenario: str | os.PathLike[str], device: str | None = None
 ) -> dict[str, Any]:
     """Metrics of ``run`` on ``scenario``'s test masks; written to ``eval/<id>.json``."""
     from rsmiss.cube import open_cube
@@ -105,72 +105,3 @@ def evaluate_run(
     }
     write_json_atomic(run.path / "eval" / f"{sc.scenario_id}.json", result)
     return result
-
-
-def predict_run(
-    run: Run,
-    *,
-    cube: str | os.PathLike[str] | None = None,
-    missing: tuple[str, ...] = (),
-    out: str | os.PathLike[str] | None = None,
-    batch_size: int = 2048,
-    device: str | None = None,
-    progress: bool = False,
-) -> Path:
-    """Classify every pixel of a cube's scene with ``run``; write GeoTIFF + PNG, return the tif.
-
-    Default output: ``runs/<id>/predict/<cube-name>[-missing-<mods>].tif``.
-    """
-    from rsmiss.cube import open_cube
-    from rsmiss.training.predict import (
-        classify_scene,
-        missing_columns,
-        scene_for_run,
-        write_class_map,
-    )
-
-    cfg = run.config
-    modalities = tuple(run.modalities)
-    missing = tuple(m.strip() for m in missing if m.strip())
-    missing_columns(missing, modalities)  # validate before any work
-    cube_path = Path(cube) if cube else Workspace(run.root).cube(cfg.dataset)
-    if not cube_path.exists():
-        raise DataError(f"cube {cube_path} does not exist; pass --cube PATH of an ingested cube")
-    if out is None:
-        tag = f"-missing-{'+'.join(missing)}" if missing else ""
-        out = run.path / "predict" / f"{cube_path.name.removesuffix('.zarr')}{tag}.tif"
-    out = Path(out)
-    if out.suffix.lower() not in (".tif", ".tiff"):
-        raise DataError(f"--out {out}: give a .tif path (the PNG is written beside it)")
-    try:
-        ds = open_cube(cube_path)
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise DataError(f"cannot open cube ({type(exc).__name__})", source=str(cube_path)) from None
-    dev = resolve_device(device)
-    scene = scene_for_run(ds, modalities, run.modalities, cfg.patch_size, dev, str(cube_path))
-    model = run.load_model(dev)
-    cmap = classify_scene(
-        model,
-        scene,
-        dev,
-        precision=cfg.precision,
-        missing=missing,
-        batch_size=batch_size,
-        progress=progress,
-    )
-    palette = run.model_info.get("palette") or None
-    title = f"{run.run_id} on {cube_path.name}" + (
-        f", missing {', '.join(missing)}" if missing else ""
-    )
-    tif, _ = write_class_map(
-        cmap + 1,
-        out,
-        class_names=list(run.model_info["class_names"]),
-        palette=palette,
-        crs=ds.attrs.get("crs"),
-        transform=ds.attrs.get("transform"),
-        title=title,
-    )
-    return tif

@@ -1,4 +1,4 @@
-"""A finished (or resumable) run directory as an object: ``Run`` and ``load_run``.
+"""A finished (or resumable) run directory read back: config, results, the trained model.
 
 Reading a run needs no training machinery: config and results are JSON, the model is
 rebuilt on demand (frozen backbone from its weights file or, for a random backbone, from the
@@ -12,13 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from rsmiss.errors import DataError
+from rsmiss.models.seeded import build_model_for_run
 from rsmiss.training.checkpoint import load_checkpoint
 from rsmiss.training.config import RunConfig
-from rsmiss.workspace import Workspace
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -28,7 +27,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-class Run:
+class RunDir:
     """A run directory: its config and results, and the trained model on demand."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -43,29 +42,7 @@ class Run:
     @property
     def modalities(self) -> dict[str, int]:
         """{modality: bands} in the model's order: its mask columns and its head's input."""
-        stored = self.model_info["modalities"]
-        if isinstance(stored, list):
-            return {str(m): int(c) for m, c in stored}
-        # Older runs stored {name: bands} as a JSON object, whose keys were written sorted:
-        # take the order from the run's metrics or its training scenario, not from it.
-        order = (self.metrics or {}).get("modalities") or self._scenario_modalities()
-        if order is None or sorted(order) != sorted(stored):
-            raise DataError(
-                f"{self.path / 'config.json'}: the order of the run's modalities is not "
-                "recorded (an older run, and neither its metrics.json nor its scenario "
-                "file is left); retrain it"
-            )
-        return {str(m): int(stored[m]) for m in order}
-
-    def _scenario_modalities(self) -> list[str] | None:
-        path = (
-            Workspace(self.root).scenarios(self.config.dataset) / f"{self.config.scenario_id}.npz"
-        )
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return [str(m) for m in z["modalities"]]
-        except (OSError, KeyError, ValueError):
-            return None
+        return {str(m): int(c) for m, c in self.model_info["modalities"]}
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r}, finished={self.finished})"
@@ -105,41 +82,19 @@ class Run:
         ckpt_path = self.path / "checkpoint.pt"
         if not ckpt_path.is_file():
             raise DataError(f"{ckpt_path} missing; the run has no trained model")
-        from rsmiss.training.run import build_for_run
-
-        model = build_for_run(cfg, self.modalities, int(self.model_info["n_classes"]))
+        model = build_model_for_run(
+            cfg.method,
+            int(self.model_info["n_classes"]),
+            self.modalities,
+            seed=cfg.seed,
+            backbone=cfg.backbone,
+            backbone_weights=cfg.backbone_weights,
+            random_init=cfg.random_init,
+            patch_size=cfg.patch_size,
+            options=cfg.options,
+        )
         ckpt = load_checkpoint(
             ckpt_path, run_id=self.run_id, backbone_hash=model.config.get("backbone_hash")
         )
         model.load_trainable_state_dict(ckpt["model"])
         return model.to(resolve_device(device)).eval()
-
-    def predict(self, cube: str | os.PathLike[str] | None = None, **options: Any) -> Path:
-        """Classify every pixel of ``cube`` (default: the run's own); returns the GeoTIFF path.
-
-        ``options`` (missing, out, batch_size, device, progress) and their defaults are
-        those of :func:`rsmiss.training.evaluate.predict_run`, kept in that one place.
-        """
-        from rsmiss.training.evaluate import predict_run
-
-        return predict_run(self, cube=cube, **options)
-
-    def evaluate(self, scenario: str | os.PathLike[str]) -> dict[str, Any]:
-        """Re-score on another scenario's test masks; writes ``eval/<scenario-id>.json``."""
-        from rsmiss.training.evaluate import evaluate_run
-
-        return evaluate_run(self, scenario)
-
-
-def load_run(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Run:
-    """A run by directory path or by run id under ``ROOT/runs``."""
-    p = Path(path)
-    if (p / "config.json").is_file():
-        return Run(p)
-    candidate = Workspace(root).runs / str(path)
-    if (candidate / "config.json").is_file():
-        return Run(candidate)
-    raise DataError(
-        f"run {path!s} not found (neither a run directory nor an id under "
-        f"{Workspace(root).runs}); see rsmiss train"
-    )
