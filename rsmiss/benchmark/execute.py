@@ -62,6 +62,7 @@ class Context:
     root: str
     weights: str | None
     progress: bool = False
+    log_level: int | None = None  # what the client shows of the "rsmiss" logs; None = nothing
 
 
 def plan_cell(ctx: Context, cell: Cell) -> Any:
@@ -157,6 +158,9 @@ def run_job_on_worker(job: Job, ctx: Context, threads: int | None) -> JobResult:
     sent as its text."""
     import dask
 
+    from rsmiss.training.distributed import show_log_lines
+
+    show_log_lines(ctx.log_level)
     if threads is not None:
         import torch
 
@@ -207,5 +211,7 @@ def plan_jobs(
     out: Outcome, ws: Workspace, weights: str | None, progress: bool
 ) -> tuple[Context, list[Job]]:
     """The context and the jobs of ``out``'s cells."""
-    ctx = Context(out.pipeline, str(ws.root), weights, progress)
+    from rsmiss.training.distributed import shown_log_level
+
+    ctx = Context(out.pipeline, str(ws.root), weights, progress, shown_log_level())
     return ctx, make_jobs(ctx, out.cells)

@@ -72,12 +72,7 @@ def load_pixels(
     dataset = str(_attr(ds, "dataset", path.stem))
     if scene is None:
         scene = load_scene(ds, modalities, patch_size, torch.device("cpu"))
-    h, w = scene.height, scene.width
-    observed_map = (
-        scene.observed.numpy()
-        if scene.observed is not None
-        else np.ones((len(modalities), h, w), dtype=bool)
-    )
+    observed_map = scene.observed.numpy()
     label = None
     n_classes = 0
     if labels:

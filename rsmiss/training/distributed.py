@@ -115,7 +115,19 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _shown_log_level() -> int | None:
+def show_log_lines(level: int | None) -> None:
+    """In a child process (a spawned rank, a dask worker): show the "rsmiss" log lines on
+    stderr at ``level`` as the parent shows them (``None``: the parent shows none)."""
+    log = logging.getLogger("rsmiss")
+    if level is None or any(not isinstance(h, logging.NullHandler) for h in log.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(level)
+
+
+def shown_log_level() -> int | None:
     """The level of the "rsmiss" loggers when the application shows them (the CLI does)."""
     log = logging.getLogger("rsmiss")
     shown = any(not isinstance(h, logging.NullHandler) for h in log.handlers)
@@ -126,11 +138,7 @@ def _spawn_entry(
     local_rank: int, world_size: int, port: int, fn: Callable, args: tuple, level: int | None
 ) -> None:
     _die_with_parent()
-    if level is not None:  # a spawned rank shows its log lines as the parent does
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logging.getLogger("rsmiss").addHandler(handler)
-        logging.getLogger("rsmiss").setLevel(level)
+    show_log_lines(level)  # a spawned rank shows its log lines as the parent does
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     if not torch.cuda.is_available():
@@ -156,7 +164,7 @@ def launch(fn: Callable[..., Any], world_size: int, *args: Any) -> None:
     try:
         mp.spawn(
             _spawn_entry,
-            args=(world_size, _free_port(), fn, args, _shown_log_level()),
+            args=(world_size, _free_port(), fn, args, shown_log_level()),
             nprocs=world_size,
             join=True,
         )

@@ -21,7 +21,7 @@ per epoch to stderr instead.
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +41,9 @@ _NO_DECAY_MODULES = (
     torch.nn.BatchNorm2d,
     torch.nn.Embedding,
 )
+
+
+logger = logging.getLogger(__name__)
 
 
 def compiled(model: torch.nn.Module, backend: str | None) -> torch.nn.Module:
@@ -285,7 +288,7 @@ def fit(
         state.history.append(record)
         bar.set_postfix(loss=f"{record['train_loss']:.4f}", epoch=epoch + 1)
         if not progress and rank == 0:
-            print(_epoch_line(cfg, record, time.perf_counter() - t_epoch), file=sys.stderr)
+            logger.info(_epoch_line(cfg, record, time.perf_counter() - t_epoch))
         if on_epoch_end is not None:
             on_epoch_end(state)
     bar.close()
