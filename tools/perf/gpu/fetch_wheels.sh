@@ -5,7 +5,7 @@
 # timm) are in the machine's image. Python 3.12, manylinux x86_64; --no-deps, one version of
 # each. Run here (any cwd): bash tools/perf/gpu/fetch_wheels.sh
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 OPEN_CLIP_VERSION=${OPEN_CLIP_VERSION:-$(.venv/bin/python -c \
   'import open_clip; print(open_clip.__version__)' 2>/dev/null || echo 3.3.0)}
 PINS=("open_clip_torch==$OPEN_CLIP_VERSION" "ftfy==6.3.1" "wcwidth==0.9.4")

@@ -8,7 +8,7 @@
 # written as soon as it is done, so a time limit costs only the unfinished ones. Results
 # and logs go to $OUT (perf-results/ when run by hand).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../../.."
 OUT=${OUT:-perf-results}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
