@@ -28,8 +28,8 @@ MODALITIES = {"hs": 144, "lidar": 1}
 def main() -> None:
     import numpy as np
     import torch
-
     from predict_bench import reference_classify
+
     from rsmiss.models import build_model
     from rsmiss.training.classify import classify
     from rsmiss.training.data import Scene, pad_scene
@@ -94,10 +94,16 @@ def main() -> None:
         )
         agree = float((res.classes == ref_map).mean())
         peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
-        print(json.dumps({**base, "path": "after", "batch": b, "px_per_s": round(side * side / sec),
-                          "speedup": round(side * side / sec / ref_pps, 2),
-                          "agree_with_before": round(agree, 4),
-                          "peak_mb": None if peak is None else round(peak)}), flush=True)  # fmt: skip
+        row = {
+            **base,
+            "path": "after",
+            "batch": b,
+            "px_per_s": round(side * side / sec),
+            "speedup": round(side * side / sec / ref_pps, 2),
+            "agree_with_before": round(agree, 4),
+            "peak_mb": None if peak is None else round(peak),
+        }
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":
