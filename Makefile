@@ -43,6 +43,7 @@ benchmark-smoke: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check rsmiss tests tools
 	$(BIN)/ruff format --check rsmiss tests tools
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format rsmiss tests tools

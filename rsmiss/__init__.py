@@ -6,7 +6,7 @@ import importlib
 import logging
 from typing import Any
 
-__version__ = "0.1.0"
+from rsmiss.version import __version__ as __version__
 
 # Library code logs under "rsmiss" and shows nothing unless the application configures
 # logging; the command line does (rsmiss.cli.setup_logging).

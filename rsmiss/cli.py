@@ -12,8 +12,8 @@ import traceback
 
 import click
 
-from rsmiss import __version__
 from rsmiss.errors import RsmissError
+from rsmiss.version import __version__
 
 
 class _StderrHandler(logging.StreamHandler):

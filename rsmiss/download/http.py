@@ -18,8 +18,8 @@ import os
 import sys
 from pathlib import Path
 
-from rsmiss import __version__
 from rsmiss.errors import RsmissError
+from rsmiss.version import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rsmiss import __version__
 from rsmiss.catalog import DatasetSpec, load_catalog
 from rsmiss.errors import ConfigError, DataError
 from rsmiss.ingest.grid import Aligned, Grid
@@ -26,6 +25,7 @@ from rsmiss.ingest.labels import build_split
 from rsmiss.ingest.stats import BandStats, scan_modality, tqdm_disable
 from rsmiss.ingest.store import CUBE_FORMAT, finished_cube_id
 from rsmiss.io import check_shape, dtype_mismatch, open_source
+from rsmiss.version import __version__
 from rsmiss.workspace import TMP_PREFIX, Workspace, file_sha256
 
 MARKER = "SYNTHETIC"

@@ -151,7 +151,7 @@ def provenance(
     probe: dict[str, Any],
 ) -> dict[str, Any]:
 
-    from rsmiss import __version__
+    from rsmiss.version import __version__
 
     ssl = req.objective != "supervised"
     return {
