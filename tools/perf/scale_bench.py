@@ -9,10 +9,13 @@ on the first; then ``rsmiss predict`` maps a 512 x 512 window of every scene and
 wall seconds, peak RSS, bytes written, pixels per second. The table shows whether memory
 stays flat as N grows (it should: ingest streams row blocks, predict streams tiles).
 
-    .venv/bin/python tools/perf/scale_bench.py [--sizes 2048 4096] [--full] [--work DIR]
+    .venv/bin/python tools/perf/scale_bench.py [--sizes 2048 4096] [--mosaic] [--full] [--work DIR]
 
-Disk: about 2 x 4.6 bytes x 144 x N² per scene (raw + cube), e.g. 19 GB at N = 4096 and 77
-GB at N = 8192; check ``df -h`` first. Results go to stdout and ``--json PATH``.
+The HS raster is uint16, as the CASI delivers it. Disk: about 6 bytes x 144 x N² per scene
+(2 for the raw, 4 for the cube's float32 scene), e.g. 14.5 GB at N = 4096 and 58 GB at
+N = 8192; ``--mosaic`` writes scenes over 2048² as a VRT repeating one 2048² GeoTIFF, so only
+the cube takes space (39 GB at 8192²) while ingest still reads, warps and writes every pixel.
+Check ``df -h`` first. Results go to stdout and ``--json PATH``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 BANDS = 144
 PATCH = 7
 BLOCK_ROWS = 64
+MOSAIC_TILE = 2048
 
 
 def du(path: Path) -> int:
@@ -77,15 +81,60 @@ def rsmiss(*args: str) -> list[str]:
     return [sys.executable, "-m", "rsmiss.cli", *map(str, args)]
 
 
-def write_dataset(raw: Path, n: int, name: str) -> Path:
+def write_dataset(raw: Path, n: int, name: str, mosaic: bool = False) -> Path:
     """hs.tif (N x N x 144, UTM), dsm.tif (lat/lon, N/2 x N/2), labels.tif; the user YAML."""
     import rasterio
 
     with rasterio.Env(GDAL_CACHEMAX=128):  # this script stays small; the measured steps
-        return _write_dataset(raw, n, name)  # run with GDAL's defaults
+        return _write_dataset(raw, n, name, mosaic)  # run with GDAL's defaults
 
 
-def _write_dataset(raw: Path, n: int, name: str) -> Path:
+def _write_hs(path: Path, n: int, spectra, rng, transform, geo: dict) -> None:
+    """An N x N x 144 uint16 GeoTIFF (the CASI's own data type): three region spectra + noise."""
+    import rasterio
+    from rasterio.windows import Window
+
+    with rasterio.open(path, "w", height=n, width=n, count=BANDS, dtype="uint16",
+                       crs="EPSG:32632", transform=transform, **geo) as dst:  # fmt: skip
+        for r in range(0, n, BLOCK_ROWS):
+            h = min(BLOCK_ROWS, n - r)
+            yy, xx = np.mgrid[r : r + h, 0:n].astype(np.float32)
+            region = ((np.sin(xx / 97) + np.cos(yy / 71)) > 0).astype(np.int64) + (xx > n / 2)
+            block = spectra[region].transpose(2, 0, 1)
+            block += rng.standard_normal(block.shape, dtype=np.float32) * 20
+            dst.write(
+                np.clip(np.rint(block), 0, 65535).astype(np.uint16), window=Window(0, r, n, h)
+            )
+
+
+def _write_mosaic(path: Path, tile: Path, n: int, transform) -> None:
+    """A GDAL VRT of N x N pixels that repeats ``tile`` (MOSAIC_TILE square) k x k times, so
+    an 8k² scene needs the disk of its cube only, not a second 38 GB copy of the raw."""
+    k = n // MOSAIC_TILE
+    src = tile.name
+    gt = ", ".join(repr(v) for v in transform.to_gdal())
+    bands = []
+    for b in range(1, BANDS + 1):
+        sources = "".join(
+            f'<SimpleSource><SourceFilename relativeToVRT="1">../{src}</SourceFilename>'
+            f"<SourceBand>{b}</SourceBand>"
+            f'<SrcRect xOff="0" yOff="0" xSize="{MOSAIC_TILE}" ySize="{MOSAIC_TILE}"/>'
+            f'<DstRect xOff="{j * MOSAIC_TILE}" yOff="{i * MOSAIC_TILE}" '
+            f'xSize="{MOSAIC_TILE}" ySize="{MOSAIC_TILE}"/></SimpleSource>'
+            for i in range(k)
+            for j in range(k)
+        )
+        bands.append(f'<VRTRasterBand dataType="UInt16" band="{b}">{sources}</VRTRasterBand>')
+    from rasterio.crs import CRS
+
+    wkt = CRS.from_epsg(32632).to_wkt()
+    path.write_text(
+        f'<VRTDataset rasterXSize="{n}" rasterYSize="{n}"><SRS>{wkt}</SRS>'
+        f"<GeoTransform>{gt}</GeoTransform>{''.join(bands)}</VRTDataset>\n"
+    )
+
+
+def _write_dataset(raw: Path, n: int, name: str, mosaic: bool) -> Path:
     import rasterio
     import yaml
     from rasterio.transform import from_origin
@@ -98,15 +147,15 @@ def _write_dataset(raw: Path, n: int, name: str) -> Path:
     rng = np.random.default_rng(n)
     spectra = rng.random((3, BANDS)).astype(np.float32) * 1000 + 200
     geo = {"driver": "GTiff", "tiled": True, "blockxsize": 256, "blockysize": 256}
-    with rasterio.open(raw / "hs.tif", "w", height=n, width=n, count=BANDS, dtype="float32",
-                       crs="EPSG:32632", transform=hs_t, **geo) as dst:  # fmt: skip
-        for r in range(0, n, BLOCK_ROWS):
-            h = min(BLOCK_ROWS, n - r)
-            yy, xx = np.mgrid[r : r + h, 0:n].astype(np.float32)
-            region = ((np.sin(xx / 97) + np.cos(yy / 71)) > 0).astype(np.int64) + (xx > n / 2)
-            block = spectra[region].transpose(2, 0, 1)
-            block += rng.standard_normal(block.shape, dtype=np.float32) * 20
-            dst.write(block, window=Window(0, r, n, h))
+    hs_file = "hs.tif"
+    if mosaic and n > MOSAIC_TILE:
+        hs_file = "hs.vrt"
+        tile = raw.parent / f"_hs_tile_{MOSAIC_TILE}.tif"
+        if not tile.is_file():
+            _write_hs(tile, MOSAIC_TILE, spectra, rng, hs_t, geo)
+        _write_mosaic(raw / hs_file, tile, n, hs_t)
+    else:
+        _write_hs(raw / hs_file, n, spectra, rng, hs_t, geo)
     labels = np.zeros((1, n, n), np.uint8)
     yy, xx = np.mgrid[0:n:61, 0:n:59]
     region = ((np.sin(xx / 97) + np.cos(yy / 71)) > 0).astype(np.int64) + (xx > n / 2)
@@ -126,7 +175,7 @@ def _write_dataset(raw: Path, n: int, name: str) -> Path:
     doc = {
         "name": name,
         "modalities": [
-            {"name": "hs", "bands": BANDS, "source": {"file": "hs.tif"}},
+            {"name": "hs", "bands": BANDS, "source": {"file": hs_file, "format": "geotiff"}},
             {"name": "lidar", "bands": 1, "source": {"file": "dsm.tif"}},
         ],
         "classes": [{"name": c} for c in ("a", "b", "c")],
@@ -149,6 +198,12 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="also predict the whole first scene")
     ap.add_argument("--devices", type=int, default=1, help="rsmiss predict --devices")
     ap.add_argument("--tile", type=int, default=256, help="rsmiss predict --tile")
+    ap.add_argument(
+        "--mosaic",
+        action="store_true",
+        help=f"HS of scenes over {MOSAIC_TILE}² as a VRT repeating one {MOSAIC_TILE}² GeoTIFF "
+        "(disk: the cube only; ingest still reads, warps and writes every pixel)",
+    )
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -162,7 +217,7 @@ def main() -> None:
         t0 = time.perf_counter()
         yml = raw / f"{name}.yaml"
         if not yml.is_file():  # raw files of an earlier run of this script are reused
-            yml = write_dataset(raw, n, name)
+            yml = write_dataset(raw, n, name, args.mosaic)
         print(f"{name}: raw files ready in {time.perf_counter() - t0:.0f} s", flush=True)
         cube = root / "cubes" / f"{name}.zarr"
         ingest = rsmiss("ingest", yml, "--raw", raw, "--root", root, "--patch-size", PATCH,
