@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from rsmiss.errors import DataError
-from rsmiss.models.seeded import build_model_for_run
 from rsmiss.training.checkpoint import load_checkpoint
 from rsmiss.training.config import RunConfig
 
@@ -82,17 +81,7 @@ class RunDir:
         ckpt_path = self.path / "checkpoint.pt"
         if not ckpt_path.is_file():
             raise DataError(f"{ckpt_path} missing; the run has no trained model")
-        model = build_model_for_run(
-            cfg.method,
-            int(self.model_info["n_classes"]),
-            self.modalities,
-            seed=cfg.seed,
-            backbone=cfg.backbone,
-            backbone_weights=cfg.backbone_weights,
-            random_init=cfg.random_init,
-            patch_size=cfg.patch_size,
-            options=cfg.options,
-        )
+        model = cfg.build_model(self.modalities, int(self.model_info["n_classes"]))
         ckpt = load_checkpoint(
             ckpt_path, run_id=self.run_id, backbone_hash=model.config.get("backbone_hash")
         )

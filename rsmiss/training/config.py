@@ -147,6 +147,23 @@ class RunConfig:
         """The torch.compile backend of the training step, or None (eager)."""
         return compile_backend(self.train_opt("compile"))
 
+    def build_model(self, channels: dict[str, int], n_classes: int) -> Any:
+        """The run's model, seeded: a resumed run, or a run read back for inference, rebuilds
+        exactly the parts training started from."""
+        from rsmiss.models.seeded import build_model_for_run
+
+        return build_model_for_run(
+            self.method,
+            n_classes,
+            channels,
+            seed=self.seed,
+            backbone=self.backbone,
+            backbone_weights=self.backbone_weights,
+            random_init=self.random_init,
+            patch_size=self.patch_size,
+            options=self.options,
+        )
+
     def train_opt(self, key: str) -> Any:
         return self.train_options.get(key, TRAIN_OPTION_DEFAULTS[key])
 

@@ -20,9 +20,8 @@ import torch
 
 from rsmiss.models.backbone import describe_weights
 from rsmiss.models.routing import record_routing
-from rsmiss.models.seeded import build_model_for_run, seed_all
+from rsmiss.models.seeded import seed_all
 from rsmiss.training.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from rsmiss.training.config import RunConfig
 from rsmiss.training.data import RunData, load_run_data
 from rsmiss.training.distributed import DistInfo, launch
 from rsmiss.training.loop import (
@@ -39,21 +38,6 @@ from rsmiss.training.plan import PlannedRun, plan_runs
 from rsmiss.training.provenance import device_text, peak_memory_mb, write_environment
 from rsmiss.training.report import write_confusion_png, write_curve, write_routing_png
 from rsmiss.workspace import write_json_atomic
-
-
-def build_for_run(cfg: RunConfig, channels: dict[str, int], n_classes: int) -> torch.nn.Module:
-    """The run's model, seeded: a resumed run rebuilds the parts training started from."""
-    return build_model_for_run(
-        cfg.method,
-        n_classes,
-        channels,
-        seed=cfg.seed,
-        backbone=cfg.backbone,
-        backbone_weights=cfg.backbone_weights,
-        random_init=cfg.random_init,
-        patch_size=cfg.patch_size,
-        options=cfg.options,
-    )
 
 
 def prepare_data(plan: PlannedRun) -> RunData:
@@ -95,7 +79,7 @@ def _train_rank(info: DistInfo, plan: PlannedRun, host_data: RunData, progress: 
         torch.use_deterministic_algorithms(True, warn_only=True)
     data = host_data.to(device)
     model = compiled(
-        build_for_run(cfg, data.scene.channels, data.n_classes).to(device), cfg.compile_backend
+        cfg.build_model(data.scene.channels, data.n_classes).to(device), cfg.compile_backend
     )
     backbone_hash = model.config.get("backbone_hash")
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
@@ -286,7 +270,7 @@ def execute(plan: PlannedRun, *, progress: bool = True) -> Path:
         clean_stale_tmp(plan.run_dir)
         data = prepare_data(plan)  # before any file is written: a bad input stops here
         if plan.config.devices > 1:  # spawned ranks: check weights/options here, in one line
-            build_for_run(plan.config, data.scene.channels, data.n_classes)
+            plan.config.build_model(data.scene.channels, data.n_classes)
         launch(_worker, plan.config.devices, plan, data, progress)
     return plan.run_dir
 
