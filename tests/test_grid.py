@@ -100,7 +100,7 @@ def test_a_killed_worker_is_replaced_and_the_cell_resumes(smoke_root, tmp_path):
 
 
 def test_bad_cluster_flags_are_one_line_and_write_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr("rsmiss.benchmark.cluster.CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("rsmiss.scheduler.CONNECT_TIMEOUT", "1s")
     root = tmp_path / "ws"
     cases = [
         (["--scheduler", "tcp://127.0.0.1:9"], "--scheduler tcp://127.0.0.1:9: no dask scheduler"),

@@ -24,11 +24,12 @@ from typing import Any
 from rsmiss.benchmark.collect import Outcome
 from rsmiss.benchmark.execute import Context, Job, absorb, run_job_on_worker
 from rsmiss.errors import ConfigError
+from rsmiss.scheduler import check_address
+from rsmiss.scheduler import connect as connect_scheduler
 
 logger = logging.getLogger(__name__)
 
 RETRIES = 2  # runs of a task after its worker died (so 3 attempts in all)
-CONNECT_TIMEOUT = "10s"  # how long --scheduler waits for the scheduler to answer
 
 
 @dataclass
@@ -45,8 +46,8 @@ def check_cluster_flags(scheduler: str | None, workers: int | None) -> None:
         raise ConfigError("--scheduler and --workers exclude each other; pass one")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if scheduler is not None and "://" not in scheduler:
-        raise ConfigError(f"--scheduler {scheduler!r}: expected an address like tcp://HOST:8786")
+    if scheduler is not None:
+        check_address(scheduler)
 
 
 def _gpu_count() -> int:
@@ -102,13 +103,7 @@ def connect(scheduler: str | None, workers: int | None) -> Iterator[Cluster]:
         client = Client(local)
         threads = max(1, (os.cpu_count() or 1) // workers)
     else:
-        try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
-        except Exception as exc:  # a wrong address, a refused port, a timeout
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise ConfigError(
-                f"--scheduler {scheduler}: no dask scheduler answers there ({detail[:200]})"
-            ) from None
+        client = connect_scheduler(scheduler)
         threads = None  # the workers' own OMP_NUM_THREADS (dask sets 1 unless told)
     try:
         info = client.scheduler_info()["workers"].values()

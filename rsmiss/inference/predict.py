@@ -31,6 +31,8 @@ from rsmiss.errors import ConfigError, DataError
 from rsmiss.inference.mapfile import class_tags, save_tile, tile_file, write_cog, write_preview
 from rsmiss.inference.rundir import RunDir, resolve_device
 from rsmiss.inference.tiles import Window, bbox_window, parse_window, tile_grid, tile_scene
+from rsmiss.scheduler import check_address
+from rsmiss.scheduler import connect as connect_scheduler
 from rsmiss.training.classify import missing_columns
 from rsmiss.workspace import Workspace, write_json_atomic
 
@@ -162,7 +164,7 @@ def _run_tiles(todo: list[Window], job: TileJob, devices: int, scheduler: str | 
             cluster = LocalCluster(
                 n_workers=devices, threads_per_worker=1, processes=True, dashboard_address=None
             )
-    with Client(cluster if cluster is not None else scheduler) as client:
+    with Client(cluster) if cluster is not None else connect_scheduler(scheduler) as client:
         futures = client.map(classify_tile, todo, job=job, pure=False, retries=2)
         for fut in as_completed(futures):
             fut.result()
@@ -204,6 +206,8 @@ def predict_run(
     missing_columns(missing, modalities)  # validate before any work
     if window and bbox:
         raise ConfigError("--window and --bbox: give one of them")
+    if scheduler is not None:
+        check_address(scheduler)
     batch = 1 if batch_size is None else batch_size
     for name, value in (("--tile", tile), ("--batch-size", batch), ("--devices", devices)):
         if value < 1:

@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from rsmiss.catalog import DatasetSpec
-from rsmiss.errors import ConfigError
 from rsmiss.ingest.cf import band_coords, grid_coords, sample_coords, spatial_attrs
 from rsmiss.ingest.grid import Aligned, Grid
 from rsmiss.ingest.labels import Split
 from rsmiss.ingest.patches import always_write, sample_chunks
 from rsmiss.ingest.stats import BandStats, row_windows, tqdm_disable
 from rsmiss.ingest.store import compressors, patch_chunk, patch_dtype
+from rsmiss.scheduler import connect as connect_scheduler
 from rsmiss.workspace import atomic_path
 
 Runner = Callable[[list, str], list]
@@ -78,12 +78,7 @@ def dask_runner(
         return run
 
     if scheduler is not None:
-        try:
-            client = Client(scheduler, timeout="10s")
-        except Exception as exc:
-            raise ConfigError(
-                f"--scheduler {scheduler}: cannot connect ({exc}); check the address"
-            ) from exc
+        client = connect_scheduler(scheduler)
         try:
             yield run_client(client)
         finally:
