@@ -9,7 +9,6 @@ overviews, at most ``PREVIEW_SIDE`` pixels on the long side.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -109,7 +108,3 @@ def write_preview(tif: Path, class_names: list[str], palette: list, title: str) 
     png = tif.with_suffix(".png")
     write_png(data, png, class_names, palette, title)
     return png
-
-
-def class_tags(class_names: list[str]) -> dict[str, str]:
-    return {"class_names": json.dumps(class_names)}

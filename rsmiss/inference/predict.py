@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rsmiss.errors import ConfigError, DataError
-from rsmiss.inference.mapfile import class_tags, save_tile, tile_file, write_cog, write_preview
+from rsmiss.inference.mapfile import save_tile, tile_file, write_cog, write_preview
 from rsmiss.inference.rundir import RunDir, resolve_device
 from rsmiss.inference.tiles import Window, bbox_window, parse_window, tile_grid, tile_scene
 from rsmiss.scheduler import check_address
@@ -198,7 +198,7 @@ def predict_run(
     from tqdm import tqdm
 
     from rsmiss.cube import open_cube
-    from rsmiss.training.classmap import class_palette, geo_profile
+    from rsmiss.training.classmap import class_palette, class_tags, geo_profile
 
     cfg = run.config
     modalities = tuple(run.modalities)

@@ -56,6 +56,11 @@ def colour_table(palette: list) -> dict[int, tuple[int, int, int, int]]:
     return {i + 1: (*[int(v) for v in palette[i][:3]], 255) for i in range(len(palette))}
 
 
+def class_tags(class_names: list[str]) -> dict[str, str]:
+    """The band tags naming the classes of a map (GDAL metadata, JSON list)."""
+    return {"class_names": json.dumps(class_names)}
+
+
 def class_palette(palette: Any, n_classes: int) -> list[list[int]]:
     """The cube's palette, or a tab20 one when the cube has none."""
     return attr_value(palette) or default_palette(n_classes)
@@ -97,7 +102,7 @@ def write_class_map(
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(data, 1)
             dst.write_colormap(1, colour_table(palette))
-            dst.update_tags(1, class_names=json.dumps(class_names))
+            dst.update_tags(1, **class_tags(class_names))
     write_png(data, png_path, class_names, palette, title)
     return tif_path, png_path
 
