@@ -9,7 +9,7 @@ from typing import Any
 from rsmiss.version import __version__ as __version__
 
 # Library code logs under "rsmiss" and shows nothing unless the application configures
-# logging; the command line does (rsmiss.cli.setup_logging).
+# logging; the command line does (rsmiss.logs.show_logs).
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 # Public names resolved lazily, so `import rsmiss` (and the CLI) stays free of torch, zarr, ...

@@ -13,33 +13,13 @@ import traceback
 import click
 
 from rsmiss.errors import RsmissError
+from rsmiss.logs import show_logs
 from rsmiss.version import __version__
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to ``sys.stderr`` as it is when a record arrives (click's test runner and
-    notebooks replace it after the handler is installed)."""
-
-    @property
-    def stream(self):  # type: ignore[override]
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value) -> None:
-        pass
-
-
 def setup_logging(debug: bool = False) -> None:
-    """The one handler of the ``rsmiss`` loggers: plain message lines on stderr.
-
-    Library code only logs (``logging.getLogger(__name__)``); the command line shows it.
-    Installed once per process, whatever the number of invocations."""
-    root = logging.getLogger("rsmiss")
-    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    """The command line shows the library's log lines (DEBUG with ``--debug``)."""
+    show_logs(logging.DEBUG if debug else logging.INFO)
 
 
 class RsmissGroup(click.Group):

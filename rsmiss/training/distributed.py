@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from rsmiss.errors import ConfigError, RsmissError
+from rsmiss.logs import show_logs
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,6 @@ def _die_with_parent() -> None:
     """
     import ctypes
     import signal
-    import sys
 
     if not sys.platform.startswith("linux"):
         return
@@ -121,10 +121,7 @@ def show_log_lines(level: int | None) -> None:
     log = logging.getLogger("rsmiss")
     if level is None or any(not isinstance(h, logging.NullHandler) for h in log.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log.addHandler(handler)
-    log.setLevel(level)
+    show_logs(level)
 
 
 def shown_log_level() -> int | None:
